@@ -1,0 +1,58 @@
+"""The ASGI application: `create_app(settings)` builds everything; nothing happens at import."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from agenthost import __version__, bootstrap
+from agenthost.http import chat, errors, models
+from agenthost.http.body_limit import BodyLimit
+from agenthost.services import Services
+from agenthost.settings import Settings, load_settings
+from agenthost.storage.migrate import upgrade
+
+log = logging.getLogger(__name__)
+API_PREFIX = "/api/agents/v1"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or load_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services = Services.build(settings)
+        await upgrade(services.db.engine)
+        first = await bootstrap.first_start(services.db, settings)
+        if first is not None:
+            sys.stderr.write(bootstrap.announce(first) + "\n")
+            sys.stderr.flush()
+        app.state.services = services
+        services.start_background()
+        try:
+            yield
+        finally:
+            await services.close()
+
+    app = FastAPI(
+        title="agenthost",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=f"{API_PREFIX}/openapi.json",
+    )
+    errors.install(app)
+    app.include_router(chat.router, prefix=API_PREFIX, tags=["chat"])
+    app.include_router(models.router, prefix=API_PREFIX, tags=["models"])
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    app.add_middleware(BodyLimit, max_bytes=settings.limits.max_body_bytes)
+    return app

@@ -1,0 +1,153 @@
+"""API keys: `sk-` + 64 hex characters, stored as SHA-256 with an 8-character prefix.
+
+Lookups are cached in-process for a short time (revocation drops the entry at once,
+and other workers hear of it through `invalidate`). Last-used times are batched: at
+most one write per key per minute, flushed in the background, never on the hot path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from agenthost.auth.principal import Principal
+from agenthost.errors import AuthenticationFailed
+from agenthost.storage.database import Database
+from agenthost.storage.models import utcnow
+from agenthost.storage.repositories import api_keys as key_repo
+
+log = logging.getLogger(__name__)
+
+KEY_PREFIX = "sk-"
+LAST_USED_INTERVAL = 60.0
+CACHE_TTL = 30.0
+
+
+def generate_key() -> tuple[str, str, str]:
+    """A new key as (plain text, display prefix, SHA-256 hex)."""
+    plain = KEY_PREFIX + secrets.token_hex(32)
+    return plain, plain[:8], hash_key(plain)
+
+
+def hash_key(plain: str) -> str:
+    return hashlib.sha256(plain.encode()).hexdigest()
+
+
+def looks_like_key(plain: str) -> bool:
+    body = plain[len(KEY_PREFIX) :]
+    return (
+        plain.startswith(KEY_PREFIX)
+        and len(body) == 64
+        and all(c in "0123456789abcdef" for c in body)
+    )
+
+
+@dataclass(slots=True, frozen=True)
+class _CachedKey:
+    key_hash: str
+    principal: Principal
+    expires_at: datetime | None
+    revoked: bool
+    disabled: bool
+    cached_at: float
+
+
+class KeyAuthenticator:
+    """Turns a bearer token into a `Principal`, or raises `AuthenticationFailed`."""
+
+    def __init__(self, db: Database, clock: Callable[[], float] = time.monotonic) -> None:
+        self._db = db
+        self._clock = clock
+        self._cache: dict[str, _CachedKey] = {}
+        self._last_recorded: dict[str, float] = {}
+        self._pending_used: dict[str, datetime] = {}
+
+    async def authenticate(self, token: str | None) -> Principal:
+        if not token:
+            raise AuthenticationFailed(
+                "Missing API key: send 'Authorization: Bearer sk-…'.", code="missing_api_key"
+            )
+        if not looks_like_key(token):
+            raise AuthenticationFailed("Invalid API key.", code="invalid_api_key")
+        key_hash = hash_key(token)
+        entry = self._cache.get(key_hash)
+        if entry is None or self._clock() - entry.cached_at > CACHE_TTL:
+            entry = await self._load(key_hash)
+        self._check(entry)
+        self._note_used(entry.principal.key_id or "")
+        return entry.principal
+
+    async def _load(self, key_hash: str) -> _CachedKey:
+        async with self._db.session() as session:
+            found = await key_repo.find_by_hash(session, key_hash)
+        # The index found the row by hash; compare again in constant time anyway.
+        if found is None or not hmac.compare_digest(found[0].key_hash, key_hash):
+            raise AuthenticationFailed("Invalid API key.", code="invalid_api_key")
+        key, user = found
+        entry = _CachedKey(
+            key_hash=key_hash,
+            principal=Principal(
+                user_id=user.id,
+                email=user.email,
+                role=user.role,
+                key_id=key.id,
+                agent_scope=tuple(key.agent_scope) if key.agent_scope is not None else None,
+            ),
+            expires_at=key.expires_at,
+            revoked=key.revoked_at is not None,
+            disabled=user.disabled,
+            cached_at=self._clock(),
+        )
+        self._cache[key_hash] = entry
+        return entry
+
+    @staticmethod
+    def _check(entry: _CachedKey) -> None:
+        if entry.revoked:
+            raise AuthenticationFailed("This API key has been revoked.", code="invalid_api_key")
+        if entry.disabled:
+            raise AuthenticationFailed("This API key's user is disabled.", code="invalid_api_key")
+        expires = entry.expires_at
+        if expires is not None:
+            if expires.tzinfo is None:  # SQLite hands back naive UTC datetimes
+                expires = expires.replace(tzinfo=utcnow().tzinfo)
+            if expires <= utcnow():
+                raise AuthenticationFailed("This API key has expired.", code="expired_api_key")
+
+    def _note_used(self, key_id: str) -> None:
+        now = self._clock()
+        if now - self._last_recorded.get(key_id, -LAST_USED_INTERVAL) >= LAST_USED_INTERVAL:
+            self._last_recorded[key_id] = now
+            self._pending_used[key_id] = utcnow()
+
+    def invalidate(self, key_id: str | None = None, user_id: str | None = None) -> None:
+        """Drop cached entries for a key or all of a user's keys (revoke, disable, role)."""
+        for key_hash, entry in list(self._cache.items()):
+            p = entry.principal
+            if (key_id and p.key_id == key_id) or (user_id and p.user_id == user_id):
+                del self._cache[key_hash]
+
+    def invalidate_all(self) -> None:
+        self._cache.clear()
+
+    async def flush_last_used(self) -> None:
+        if not self._pending_used:
+            return
+        pending, self._pending_used = self._pending_used, {}
+        try:
+            async with self._db.session() as session:
+                await key_repo.touch_many(session, pending)
+        except Exception:  # a lost last-used time must never fail a request
+            log.warning("could not record API key last-used times", exc_info=True)
+
+    async def run_flusher(self, interval: float = 5.0) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            await self.flush_last_used()

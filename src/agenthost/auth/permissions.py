@@ -1,0 +1,109 @@
+"""Who may do what with remote agents, and which agents a key may call.
+
+Role permissions come from `interface.remote_agents` (admins have all). An agent is
+callable when the key's user owns it or holds a grant (user, role or public) and the
+key's agent scope, if any, includes it. Anything else looks exactly like a missing agent.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from agenthost.auth.principal import Principal
+from agenthost.conversation import AgentSpec
+from agenthost.errors import NotFound, PermissionDenied
+from agenthost.settings import RemoteAgentPermissions
+from agenthost.storage.database import Database
+from agenthost.storage.models import Agent
+from agenthost.storage.repositories import agents as agent_repo
+
+AGENT_CACHE_TTL = 5.0
+
+
+@dataclass(slots=True, frozen=True)
+class RolePermissions:
+    use: bool
+    create: bool
+    share: bool
+    public: bool
+
+
+def permissions_for(role: str, configured: RemoteAgentPermissions) -> RolePermissions:
+    if role == "admin":
+        return RolePermissions(use=True, create=True, share=True, public=True)
+    return RolePermissions(
+        use=configured.use,
+        create=configured.create,
+        share=configured.share,
+        public=configured.public,
+    )
+
+
+def agent_spec(row: Agent) -> AgentSpec:
+    return AgentSpec(
+        id=row.id,
+        name=row.name,
+        owner_id=row.owner_id,
+        provider=row.provider,
+        model=row.model,
+        instructions=row.instructions or "",
+        params=dict(row.params or {}),
+        mcp_servers=tuple(row.mcp_servers or ()),
+    )
+
+
+def model_not_found(agent_id: str) -> NotFound:
+    return NotFound(
+        f"The model '{agent_id}' does not exist or you do not have access to it.",
+        code="model_not_found",
+        param="model",
+    )
+
+
+class AgentAccess:
+    """Resolves the agents a principal may call, with a short in-process cache."""
+
+    def __init__(self, db: Database, permissions: RemoteAgentPermissions) -> None:
+        self._db = db
+        self.permissions = permissions
+        self._cache: dict[tuple[str, str, str], tuple[float, AgentSpec | None]] = {}
+
+    def require_use(self, principal: Principal) -> None:
+        if not permissions_for(principal.role, self.permissions).use:
+            raise PermissionDenied(
+                "Remote agent access is not enabled for your role.", code="remote_agents_disabled"
+            )
+
+    async def resolve(self, principal: Principal, agent_id: str) -> AgentSpec:
+        self.require_use(principal)
+        if not principal.key_allows(agent_id):
+            raise model_not_found(agent_id)
+        cache_key = (agent_id, principal.user_id, principal.role)
+        cached = self._cache.get(cache_key)
+        if cached is not None and time.monotonic() - cached[0] < AGENT_CACHE_TTL:
+            spec = cached[1]
+        else:
+            async with self._db.session() as session:
+                row = await agent_repo.get_callable(
+                    session, agent_id, principal.user_id, principal.role
+                )
+            spec = agent_spec(row) if row is not None else None
+            self._cache[cache_key] = (time.monotonic(), spec)
+        if spec is None:
+            raise model_not_found(agent_id)
+        return spec
+
+    async def list_callable(self, principal: Principal) -> list[AgentSpec]:
+        self.require_use(principal)
+        async with self._db.session() as session:
+            rows = await agent_repo.list_callable(session, principal.user_id, principal.role)
+        return [agent_spec(r) for r in rows if principal.key_allows(r.id)]
+
+    def invalidate(self, agent_id: str | None = None) -> None:
+        """Forget cached visibility (an agent or its grants changed)."""
+        if agent_id is None:
+            self._cache.clear()
+            return
+        for key in [k for k in self._cache if k[0] == agent_id]:
+            del self._cache[key]

@@ -1,0 +1,1 @@
+"""Pricing, the ledger, and admission against token balances."""

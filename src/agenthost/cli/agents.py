@@ -1,0 +1,84 @@
+"""`agenthost agents …`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from agenthost.cli.base import CommandError, Settings, agents_app, db, run
+from agenthost.cli.users import find_user
+
+
+async def _grant(session: Any, agent_id: str, share: str) -> None:
+    from agenthost.storage.repositories import agents
+
+    kind, _, subject = share.partition(":")
+    if kind == "public" and not subject:
+        await agents.add_grant(session, agent_id, "public", "*")
+    elif kind == "user" and subject:
+        await agents.add_grant(session, agent_id, "user", (await find_user(session, subject)).id)
+    elif kind == "role" and subject:
+        await agents.add_grant(session, agent_id, "role", subject)
+    else:
+        raise CommandError(f"--share-remote {share!r}: use user:EMAIL, role:NAME or public")
+
+
+@agents_app.command("create")
+def agents_create(
+    owner: Annotated[str, typer.Option(help="Owner's email.")],
+    name: Annotated[str, typer.Option(help="Agent name.")],
+    provider: Annotated[str, typer.Option(help="A provider name from the config.")],
+    model: Annotated[str, typer.Option(help="The upstream model.")],
+    instructions: Annotated[str, typer.Option(help="System instructions.")] = "",
+    mcp: Annotated[
+        str | None, typer.Option(help="MCP servers from the config, comma-separated.")
+    ] = None,
+    share_remote: Annotated[
+        list[str] | None, typer.Option(help="Grant remote access: user:EMAIL, role:NAME or public.")
+    ] = None,
+) -> None:
+    """Create an agent and print its id."""
+    from agenthost.storage.repositories import agents
+
+    servers = [s.strip() for s in mcp.split(",") if s.strip()] if mcp else []
+
+    async def work(cfg: Settings) -> str:
+        if provider not in cfg.providers:
+            raise CommandError(
+                f"provider {provider!r} is not configured ({', '.join(cfg.providers)})"
+            )
+        unknown = [s for s in servers if s not in cfg.mcp_servers]
+        if unknown:
+            raise CommandError(f"MCP server {unknown[0]!r} is not configured")
+        async with db().session() as session:
+            user = await find_user(session, owner)
+            agent = await agents.create(
+                session,
+                owner_id=user.id,
+                name=name,
+                provider=provider,
+                model=model,
+                instructions=instructions,
+                mcp_servers=servers,
+            )
+            for share in share_remote or []:
+                await _grant(session, agent.id, share)
+            return agent.id
+
+    typer.echo(run(work))
+
+
+@agents_app.command("list")
+def agents_list() -> None:
+    """List all agents."""
+    from agenthost.storage.repositories import agents
+
+    async def work(_: Settings) -> list[tuple[Any, list[Any]]]:
+        async with db().session() as session:
+            rows = await agents.list_all(session)
+            return [(a, await agents.list_grants(session, a.id)) for a in rows]
+
+    for agent, grants in run(work):
+        shared = ",".join(f"{g.kind}:{g.subject}" for g in grants) or "private"
+        typer.echo(f"{agent.id}\t{agent.name}\t{agent.provider}/{agent.model}\t{shared}")

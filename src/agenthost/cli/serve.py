@@ -1,0 +1,47 @@
+"""`agenthost serve`."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from agenthost.cli.base import Settings, _state, app, db, run, settings
+
+# --- serve ---------------------------------------------------------------------------
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to bind.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+) -> None:
+    """Start the HTTP server."""
+    import uvicorn
+
+    from agenthost import bootstrap
+
+    cfg = settings()  # a bad config stops here, before anything listens
+
+    async def prepare(cfg: Settings) -> None:
+        first = await bootstrap.first_start(db(), cfg)
+        if first is not None:
+            sys.stderr.write(bootstrap.announce(first) + "\n")
+
+    run(prepare)
+    if _state.get("config"):
+        os.environ["AGENTHOST_CONFIG"] = str(Path(_state["config"]).resolve())
+    uvicorn.run(
+        "agenthost.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=cfg.log_level.lower(),
+        timeout_graceful_shutdown=30,
+        access_log=False,
+    )

@@ -1,0 +1,67 @@
+"""`agenthost users …`."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from agenthost.cli.base import CommandError, Settings, db, run, users_app
+
+# --- users ---------------------------------------------------------------------------
+
+
+@users_app.command("add")
+def users_add(
+    email: str,
+    role: Annotated[str, typer.Option(help="admin or user.")] = "user",
+    password_stdin: Annotated[bool, typer.Option(help="Read the password from stdin.")] = False,
+) -> None:
+    """Create a user."""
+    from agenthost.auth.passwords import hash_password
+    from agenthost.storage.repositories import balances, users
+
+    if role not in users.ROLES:
+        raise CommandError(f"role must be one of {', '.join(users.ROLES)}")
+    password = sys.stdin.readline().rstrip("\n") if password_stdin else None
+    if password_stdin and len(password or "") < 8:
+        raise CommandError("the password must have at least 8 characters")
+
+    async def work(cfg: Settings) -> str:
+        async with db().session() as session:
+            if await users.get_by_email(session, email):
+                raise CommandError(f"user {email} already exists")
+            user = await users.create(
+                session,
+                email,
+                role=role,
+                password_hash=hash_password(password) if password else None,
+            )
+            await balances.ensure(session, user.id, cfg.balance.start_balance)
+            return user.id
+
+    typer.echo(f"created {role} {email} ({run(work)})")
+
+
+@users_app.command("list")
+def users_list() -> None:
+    """List users."""
+    from agenthost.storage.repositories import users
+
+    async def work(_: Settings) -> list[Any]:
+        async with db().session() as session:
+            return await users.list_all(session)
+
+    for user in run(work):
+        state = "disabled" if user.disabled else "active"
+        typer.echo(f"{user.id}\t{user.email}\t{user.role}\t{state}")
+
+
+async def find_user(session: Any, email: str) -> Any:
+    from agenthost.storage.repositories import users
+
+    user = await users.get_by_email(session, email)
+    if user is None:
+        raise CommandError(f"no user with email {email}")
+    return user

@@ -1,0 +1,1 @@
+"""HTTP routers for /api/agents/v1, request dependencies and error mapping."""

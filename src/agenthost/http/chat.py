@@ -1,0 +1,85 @@
+"""POST /chat/completions: OpenAI Chat Completions over an agent."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+
+from fastapi import APIRouter, Request
+from pydantic import ValidationError
+from starlette.responses import Response
+
+from agenthost import ids
+from agenthost.errors import AgentHostError
+from agenthost.events import RunFinished
+from agenthost.http.deps import PrincipalDep, ServicesDep
+from agenthost.http.errors import describe, error_payload, validation_error
+from agenthost.http.responses import json_response, sse_response
+from agenthost.http.run import Execution, until_disconnect
+from agenthost.protocols import sse
+from agenthost.protocols.chat_completions import decode, wire
+from agenthost.protocols.chat_completions.encode import ChunkEncoder, CompletionBuilder
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+
+_BODY_SCHEMA = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": wire.ChatCompletionRequest.model_json_schema(
+                    ref_template="#/components/schemas/{model}"
+                )
+            }
+        },
+    }
+}
+
+
+@router.post("/chat/completions", summary="Create a chat completion", openapi_extra=_BODY_SCHEMA)
+async def create_chat_completion(
+    request: Request, principal: PrincipalDep, services: ServicesDep
+) -> Response:
+    try:
+        body = wire.ChatCompletionRequest.model_validate_json(await request.body())
+    except ValidationError as exc:
+        return validation_error(exc)
+    agent = await services.access.resolve(principal, body.model)
+    run_request = decode.decode(body)
+    execution = Execution(services, principal, agent, run_request, ids.prefixed("chatcmpl"))
+    if body.stream:
+        await execution.start()
+        include_usage = bool(body.stream_options and body.stream_options.include_usage)
+        encoder = ChunkEncoder(execution.request_id, body.model, include_usage)
+        return sse_response(_frames(execution, encoder))
+    return json_response(await until_disconnect(request, _complete(execution, body.model)))
+
+
+async def _complete(execution: Execution, model: str) -> dict[str, object]:
+    await execution.start()
+    builder = CompletionBuilder(execution.request_id, model)
+    async with aclosing(execution.events()) as events:
+        async for event in events:
+            if isinstance(event, RunFinished):
+                return builder.build(event)
+            builder.add(event)
+    raise AssertionError("a run always ends with RunFinished")
+
+
+async def _frames(execution: Execution, encoder: ChunkEncoder) -> AsyncIterator[bytes]:
+    yield sse.data_frame(encoder.first())
+    try:
+        async with aclosing(execution.events()) as events:
+            async for event in events:
+                for chunk in encoder.encode(event):
+                    yield sse.data_frame(chunk)
+    except AgentHostError as exc:
+        yield sse.data_frame(describe(exc)[1])
+    except Exception:
+        log.exception("chat stream failed")
+        yield sse.data_frame(
+            error_payload("Internal server error.", "server_error", "internal_error")
+        )
+    yield sse.DONE

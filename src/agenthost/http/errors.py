@@ -1,0 +1,120 @@
+"""The one place where exceptions become HTTP responses, in OpenAI's error shape:
+
+{"error": {"message": str, "type": str, "param": str | null, "code": str | null}}
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+from agenthost import errors
+
+log = logging.getLogger(__name__)
+
+# (exception class, HTTP status, error type); the first matching class wins.
+_MAPPING: list[tuple[type[errors.AgentHostError], int, str]] = [
+    (errors.RequestTooLarge, 413, "invalid_request_error"),
+    (errors.InvalidRequest, 400, "invalid_request_error"),
+    (errors.AuthenticationFailed, 401, "authentication_error"),
+    (errors.InsufficientBalance, 402, "insufficient_quota"),
+    (errors.PermissionDenied, 403, "permission_error"),
+    (errors.NotFound, 404, "not_found_error"),
+    (errors.RateLimited, 429, "rate_limit_error"),
+    (errors.UpstreamTimeout, 504, "upstream_error"),
+    (errors.UpstreamUnavailable, 503, "upstream_error"),
+    (errors.ProviderError, 502, "upstream_error"),
+    (errors.RunError, 502, "upstream_error"),
+]
+
+
+def error_payload(
+    message: str, type_: str, code: str | None = None, param: str | None = None
+) -> dict[str, Any]:
+    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
+
+
+def describe(exc: errors.AgentHostError) -> tuple[int, dict[str, Any]]:
+    """Status and body for a domain error (also used for in-stream error events)."""
+    for cls, status, type_ in _MAPPING:
+        if isinstance(exc, cls):
+            return status, error_payload(exc.message, type_, exc.code, exc.param)
+    return 500, error_payload("Internal server error.", "server_error", "internal_error")
+
+
+def json_error(
+    status: int, payload: dict[str, Any], headers: dict[str, str] | None = None
+) -> Response:
+    return Response(orjson.dumps(payload), status, headers, media_type="application/json")
+
+
+def _domain_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, errors.AgentHostError)
+    status, payload = describe(exc)
+    headers = None
+    if isinstance(exc, errors.RateLimited):
+        headers = {"Retry-After": str(max(1, int(exc.retry_after + 0.999)))}
+    return json_error(status, payload, headers)
+
+
+def _param(loc: tuple[Any, ...]) -> str | None:
+    parts = [str(p) for p in loc if p not in ("body",)]
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if part.isdigit() else (f".{part}" if out else part)
+    return out or None
+
+
+def validation_error(exc: ValidationError | RequestValidationError) -> Response:
+    first = exc.errors()[0]
+    if first.get("type") == "json_invalid":
+        message = "We could not parse the JSON body of your request."
+        return json_error(400, error_payload(message, "invalid_request_error", "invalid_json"))
+    param = _param(tuple(first.get("loc", ())))
+    code = "unknown_parameter" if first.get("type") == "extra_forbidden" else "invalid_value"
+    message = (
+        f"Unrecognized request argument supplied: {param}"
+        if code == "unknown_parameter"
+        else f"Invalid value for '{param}': {first.get('msg')}"
+    )
+    return json_error(400, error_payload(message, "invalid_request_error", code, param))
+
+
+def _request_validation(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError | ValidationError)
+    return validation_error(exc)
+
+
+def _http_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        payload = error_payload("Unknown route.", "not_found_error", "not_found")
+    elif exc.status_code == 405:
+        payload = error_payload(
+            "Method not allowed.", "invalid_request_error", "method_not_allowed"
+        )
+    else:
+        payload = error_payload(str(exc.detail), "invalid_request_error", None)
+    return json_error(exc.status_code, payload, dict(exc.headers or {}))
+
+
+def _unexpected(_: Request, exc: Exception) -> Response:
+    log.exception("unhandled error", exc_info=exc)
+    return json_error(
+        500, error_payload("Internal server error.", "server_error", "internal_error")
+    )
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(errors.AgentHostError, _domain_error)
+    app.add_exception_handler(RequestValidationError, _request_validation)
+    app.add_exception_handler(ValidationError, _request_validation)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

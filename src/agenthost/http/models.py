@@ -1,0 +1,30 @@
+"""GET /models: the agents this key may call, as OpenAI models."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from starlette.responses import Response
+
+from agenthost.conversation import AgentSpec
+from agenthost.http.deps import PrincipalDep, ServicesDep
+from agenthost.http.responses import json_response
+
+router = APIRouter()
+
+
+def _model(agent: AgentSpec, created: int = 0) -> dict[str, Any]:
+    return {"id": agent.id, "object": "model", "created": created, "owned_by": agent.owner_id}
+
+
+@router.get("/models", summary="List the agents this key may call")
+async def list_models(principal: PrincipalDep, services: ServicesDep) -> Response:
+    agents = await services.access.list_callable(principal)
+    return json_response({"object": "list", "data": [_model(a) for a in agents]})
+
+
+@router.get("/models/{model_id}", summary="Retrieve one callable agent as a model")
+async def get_model(model_id: str, principal: PrincipalDep, services: ServicesDep) -> Response:
+    agent = await services.access.resolve(principal, model_id)
+    return json_response(_model(agent))

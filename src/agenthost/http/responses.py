@@ -1,0 +1,65 @@
+"""Fast JSON responses and an SSE response that stops its producer when the client leaves."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+import orjson
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+
+
+def json_response(
+    payload: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    return Response(orjson.dumps(payload), status, headers, media_type="application/json")
+
+
+class EventStreamResponse(Response):
+    """Streams SSE frames, one `send` per frame.
+
+    Unlike Starlette's StreamingResponse under ASGI 2.4, it always watches for
+    `http.disconnect`, so a client that leaves cancels the run at once (not only at
+    the next write), and it always closes the frame iterator, so the run settles.
+    """
+
+    media_type = "text/event-stream"
+
+    def __init__(self, frames: AsyncIterator[bytes], headers: dict[str, str] | None = None) -> None:
+        super().__init__(content=None, status_code=200, headers={**SSE_HEADERS, **(headers or {})})
+        self.frames = frames
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def stream() -> None:
+            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            async for frame in self.frames:
+                await send({"type": "http.response.body", "body": frame, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+        async def watch() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+
+        try:
+            async with anyio.create_task_group() as group:
+
+                async def run(func: Any) -> None:
+                    try:
+                        await func()
+                    except OSError:
+                        pass  # the client went away mid-write
+                    group.cancel_scope.cancel()
+
+                group.start_soon(run, stream)
+                await run(watch)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.frames.aclose()  # type: ignore[attr-defined]
+
+
+def sse_response(frames: AsyncIterator[bytes], headers: dict[str, str] | None = None) -> Response:
+    return EventStreamResponse(frames, headers)

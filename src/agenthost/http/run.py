@@ -1,0 +1,127 @@
+"""One agent run as seen from a request: admission, priming, events, settlement.
+
+`Execution.start()` admits the run against the balance and waits for its first event,
+so anything that fails before the first token becomes a plain HTTP error. `events()`
+then yields every run event; when the run ends, fails or the client goes away, the
+ledger is settled exactly once, shielded from the cancellation of a dropped client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable
+from typing import TypeVar
+
+import anyio
+from starlette.requests import Request
+
+from agenthost.auth.principal import Principal
+from agenthost.billing.meter import Admission
+from agenthost.conversation import AgentSpec, RunRequest
+from agenthost.errors import AgentHostError
+from agenthost.events import RunEvent, StepFinished, Usage
+from agenthost.runtime.loop import RunState
+from agenthost.services import Services
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+CHARS_PER_TOKEN = 4
+
+
+def estimate_prompt_tokens(request: RunRequest) -> int:
+    chars = len(request.instructions or "")
+    for message in request.messages:
+        chars += len(message.text()) + sum(len(c.arguments) for c in message.tool_calls)
+    return chars // CHARS_PER_TOKEN + 1
+
+
+class Execution:
+    def __init__(
+        self,
+        services: Services,
+        principal: Principal,
+        agent: AgentSpec,
+        request: RunRequest,
+        request_id: str,
+    ) -> None:
+        self.services = services
+        self.principal = principal
+        self.agent = agent
+        self.request = request
+        self.request_id = request_id
+        self.state = RunState()
+        self._admission: Admission | None = None
+        self._events: AsyncIterator[RunEvent] | None = None
+        self._first: RunEvent | None = None
+
+    async def start(self) -> None:
+        """Admit and run until the first event; errors here are ordinary HTTP errors."""
+        meter = self.services.meter
+        self._admission = await meter.admit(
+            self.principal,
+            self.agent,
+            estimate_prompt_tokens(self.request),
+            self.request.max_output_tokens,
+        )
+        self._events = self.services.runner.run(self.agent, self.request, self.state)
+        try:
+            self._first = await anext(self._events)
+        except BaseException:
+            await self.close()
+            raise
+
+    async def events(self) -> AsyncIterator[RunEvent]:
+        assert self._events is not None and self._first is not None, "start() first"
+        try:
+            yield self._first
+            async for event in self._events:
+                yield event
+        finally:
+            await self.close()
+
+    async def close(self) -> None:
+        """Stop the run (cancelling the upstream) and settle the ledger, once."""
+        with anyio.CancelScope(shield=True):
+            if self._events is not None:
+                events, self._events = self._events, None
+                try:
+                    await events.aclose()  # type: ignore[attr-defined]
+                except Exception:
+                    log.debug("run closed with an error", exc_info=True)
+            admission, self._admission = self._admission, None
+            if admission is not None:
+                self._record_pending_output()
+                await self.services.meter.settle(admission, self.state.steps, self.request_id)
+
+    def _record_pending_output(self) -> None:
+        """Text of a model call cut off before its usage arrived is charged by estimate."""
+        if self.state.pending_output_chars:
+            tokens = -(-self.state.pending_output_chars // CHARS_PER_TOKEN)
+            step = StepFinished(
+                len(self.state.steps) + 1, self.state.model, Usage(output_tokens=tokens)
+            )
+            self.state.steps.append(step)
+            self.state.pending_output_chars = 0
+
+
+async def until_disconnect(request: Request, work: Awaitable[T]) -> T:
+    """Await `work`, cancelling it at once if the client disconnects first."""
+    task = asyncio.ensure_future(work)
+
+    async def watch() -> None:
+        while True:
+            message = await request.receive()
+            if message["type"] == "http.disconnect":
+                task.cancel()
+                return
+
+    watcher = asyncio.create_task(watch())
+    try:
+        return await task
+    finally:
+        watcher.cancel()
+
+
+def error_of(exc: BaseException) -> AgentHostError | None:
+    return exc if isinstance(exc, AgentHostError) else None

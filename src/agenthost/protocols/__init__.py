@@ -1,0 +1,1 @@
+"""Pure translators between wire formats and internal types: no I/O, no database."""

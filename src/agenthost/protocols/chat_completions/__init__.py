@@ -1,0 +1,1 @@
+"""OpenAI Chat Completions: wire models, decoding to a RunRequest, encoding run events."""

@@ -1,0 +1,1 @@
+"""Upstream model providers behind one streaming interface (see `base.Provider`)."""

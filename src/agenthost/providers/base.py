@@ -1,0 +1,43 @@
+"""The one interface every upstream sits behind.
+
+A provider turns a `ModelRequest` into a stream of `ModelEvent`s: text and reasoning
+deltas, tool calls (start / argument deltas / end, with stable ids and indexes), one
+`UsageReport` and one `Finish`. Failures are raised as `ProviderError` subclasses;
+`ProviderError`s raised before the first event may be retried by the caller.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from agenthost.conversation import ModelRequest
+from agenthost.events import ModelEvent
+
+
+@dataclass(slots=True, frozen=True)
+class ProviderHealth:
+    ok: bool
+    detail: str
+
+
+class Provider(ABC):
+    """An upstream model source. Instances are long-lived and shared by all requests."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    @abstractmethod
+    def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
+        """Call the model; cancelling the iteration cancels the upstream call."""
+
+    def supports_json_schema(self) -> bool:
+        """Whether `response_format` json_schema is enforced by the upstream itself."""
+        return True
+
+    async def health(self) -> ProviderHealth:
+        return ProviderHealth(ok=True, detail="ready")
+
+    async def aclose(self) -> None:
+        """Release pooled connections, threads and models."""

@@ -1,0 +1,500 @@
+"""Any OpenAI-compatible `/chat/completions` upstream: OpenAI, Ollama, vLLM, OpenRouter…
+
+The gateway's hot path: one pooled keep-alive httpx client per provider, SSE lines split
+by hand and parsed with orjson into plain dicts (no wire models per chunk). Timeouts:
+`first_token_timeout_seconds` is httpx's read timeout, so it bounds the wait for the first
+byte and then any silent gap; `timeout_seconds` bounds the whole call, retries included.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import re
+import secrets
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import AsyncExitStack, aclosing
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import httpx
+import orjson
+
+from agenthost.conversation import (
+    AudioPart,
+    ContentPart,
+    ImagePart,
+    Message,
+    ModelRequest,
+    ResponseFormat,
+    TextPart,
+    ToolSpec,
+)
+from agenthost.errors import ConfigError, ProviderError, UpstreamTimeout, UpstreamUnavailable
+from agenthost.events import (
+    Finish,
+    FinishReason,
+    ModelEvent,
+    ReasoningDelta,
+    TextDelta,
+    ToolCallDelta,
+    ToolCallEnd,
+    ToolCallStart,
+    Usage,
+    UsageReport,
+)
+from agenthost.providers.base import Provider, ProviderHealth
+from agenthost.settings import ProviderSettings
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+_FINISH: dict[str, FinishReason] = {
+    "stop": "stop",
+    "length": "length",
+    "tool_calls": "tool_calls",
+    "content_filter": "content_filter",
+    "function_call": "tool_calls",
+}
+_HEALTH_TIMEOUT = 5.0
+_DRAIN_TIMEOUT = 1.0
+_MAX_DETAIL = 500
+# Upstreams echo (masked) keys in 401 messages; never pass anything key-like on.
+_KEYLIKE = re.compile(r"\b(sk|pk|rk|key)-[A-Za-z0-9_\-*.]{6,}", re.IGNORECASE)
+# Enough pooled connections for hundreds of concurrent streams per upstream.
+_LIMITS = httpx.Limits(max_connections=1024, max_keepalive_connections=256, keepalive_expiry=30.0)
+
+
+# --- request: ModelRequest → wire body ------------------------------------------------
+
+
+def build_body(request: ModelRequest) -> dict[str, Any]:
+    """The `/chat/completions` body for `request`, always streaming with usage."""
+    body: dict[str, Any] = {
+        "model": request.model,
+        "messages": [_message(m) for m in request.messages],
+    }
+    if request.tools:
+        _add_tools(body, request)
+    optional = {
+        "temperature": request.temperature,
+        "top_p": request.top_p,
+        "max_completion_tokens": request.max_output_tokens,
+        "seed": request.seed,
+        "presence_penalty": request.presence_penalty,
+        "frequency_penalty": request.frequency_penalty,
+        "reasoning_effort": request.reasoning_effort,
+        "user": request.user,
+    }
+    body.update((k, v) for k, v in optional.items() if v is not None)
+    if request.stop:
+        body["stop"] = list(request.stop)
+    response_format = _response_format(request.response_format)
+    if response_format is not None:
+        body["response_format"] = response_format
+    body.update(request.extra)
+    # Streaming with usage is how we bill; `extra` may add stream options, not remove these.
+    options = body.get("stream_options")
+    options = options if isinstance(options, dict) else {}
+    body["stream"] = True
+    body["stream_options"] = {**options, "include_usage": True}
+    return body
+
+
+def _message(message: Message) -> dict[str, Any]:
+    # `developer` is sent as `system`: OpenAI treats them alike, many other servers
+    # (Ollama, older vLLM) reject the newer role.
+    role = "system" if message.role == "developer" else message.role
+    out: dict[str, Any] = {"role": role}
+    if role == "user":
+        out["content"] = _user_content(message.content)
+    elif role == "assistant":
+        text = message.text()
+        out["content"] = text if text or not message.tool_calls else None
+        if message.tool_calls:
+            out["tool_calls"] = [
+                {"id": c.id, "type": "function", "function": _function(c.name, c.arguments)}
+                for c in message.tool_calls
+            ]
+    else:
+        out["content"] = message.text()
+    if role == "tool":
+        out["tool_call_id"] = message.tool_call_id or ""
+    elif message.name:
+        out["name"] = message.name
+    return out
+
+
+def _user_content(parts: list[ContentPart]) -> str | list[dict[str, Any]]:
+    # Plain strings are understood by every server; parts only when there is media.
+    if all(isinstance(p, TextPart) for p in parts):
+        return "".join(p.text for p in parts if isinstance(p, TextPart))
+    return [_part(p) for p in parts]
+
+
+def _part(part: ContentPart) -> dict[str, Any]:
+    if isinstance(part, TextPart):
+        return {"type": "text", "text": part.text}
+    if isinstance(part, ImagePart):
+        return {"type": "image_url", "image_url": {"url": part.url, "detail": part.detail}}
+    if isinstance(part, AudioPart):
+        return {"type": "input_audio", "input_audio": {"data": part.data, "format": part.format}}
+    file = {"filename": part.filename, "file_data": part.file_data, "file_id": part.file_id}
+    file["file_url"] = part.file_url
+    return {"type": "file", "file": {k: v for k, v in file.items() if v is not None}}
+
+
+def _add_tools(body: dict[str, Any], request: ModelRequest) -> None:
+    choice = request.tool_choice
+    tools: list[ToolSpec] = request.tools
+    wire_choice: str | dict[str, Any] = choice.mode
+    if choice.mode != "none" and choice.allowed:
+        if choice.mode == "required" and len(choice.allowed) == 1:
+            wire_choice = {"type": "function", "function": {"name": choice.allowed[0]}}
+        else:
+            # Chat Completions has no "allowed tools" list: offer only those.
+            allowed = set(choice.allowed)
+            tools = [t for t in tools if t.name in allowed]
+    if not tools:
+        return
+    body["tools"] = [
+        {
+            "type": "function",
+            "function": _without_none(
+                name=t.name, description=t.description, parameters=t.parameters, strict=t.strict
+            ),
+        }
+        for t in tools
+    ]
+    body["tool_choice"] = wire_choice
+    if request.parallel_tool_calls is not None:
+        body["parallel_tool_calls"] = request.parallel_tool_calls
+
+
+def _response_format(fmt: ResponseFormat | None) -> dict[str, Any] | None:
+    if fmt is None or fmt.type == "text":
+        return None
+    if fmt.type == "json_object":
+        return {"type": "json_object"}
+    name = fmt.name or "response"  # required by OpenAI
+    schema = _without_none(
+        name=name, schema=fmt.schema, strict=fmt.strict, description=fmt.description
+    )
+    return {"type": "json_schema", "json_schema": schema}
+
+
+def _function(name: str, arguments: str) -> dict[str, str]:
+    return {"name": name, "arguments": arguments}
+
+
+def _without_none(**values: Any) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if v is not None}
+
+
+# --- response: SSE chunks → model events ----------------------------------------------
+
+
+@dataclass(slots=True)
+class _Call:
+    index: int
+    call_id: str
+    name: str
+    parts: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _StreamState:
+    """What one upstream stream has said so far; `feed_line` appends events to `out`."""
+
+    calls: dict[Any, _Call] = field(default_factory=dict)  # by the upstream's index
+    last_key: Any = 0
+    open_calls: list[_Call] = field(default_factory=list)
+    call_count: int = 0
+    finish: FinishReason | None = None
+    usage: dict[str, Any] | None = None
+    model: str | None = None
+    done: bool = False
+
+    def feed_line(self, line: bytes, out: list[ModelEvent]) -> None:
+        # Comments (`: keep-alive`), `event:`/`id:` fields and blank lines carry nothing.
+        if not line.startswith(b"data:"):
+            return
+        payload = line[5:].strip()
+        if payload == b"[DONE]":
+            self.done = True
+            return
+        if not payload:
+            return
+        try:
+            data = orjson.loads(payload)
+        except orjson.JSONDecodeError as exc:
+            raise ProviderError(f"upstream sent a non-JSON event: {payload[:80]!r}") from exc
+        if not isinstance(data, dict):
+            raise ProviderError(f"upstream sent a non-object event: {payload[:80]!r}")
+        self.feed(data, out)
+
+    def feed(self, data: dict[str, Any], out: list[ModelEvent]) -> None:
+        error = data.get("error")
+        if error is not None:
+            raise ProviderError(f"upstream failed mid-stream: {_error_detail(error)}")
+        choices = data.get("choices")
+        if choices:
+            self._choice(choices[0], out)
+        usage = data.get("usage")
+        if usage:
+            # Some servers repeat cumulative usage on every chunk: keep the last.
+            self.usage = usage
+            self.model = data.get("model") or self.model
+        elif self.model is None:
+            self.model = data.get("model")
+
+    def _choice(self, choice: dict[str, Any], out: list[ModelEvent]) -> None:
+        delta = choice.get("delta")
+        if delta:
+            # vLLM sends both fields with the same text; OpenRouter only `reasoning`.
+            reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+            if reasoning and isinstance(reasoning, str):
+                out.append(ReasoningDelta(reasoning))
+            content = delta.get("content")
+            if content and isinstance(content, str):
+                out.append(TextDelta(content))
+            refusal = delta.get("refusal")
+            if refusal and isinstance(refusal, str):
+                out.append(TextDelta(refusal))
+            tool_calls = delta.get("tool_calls")
+            if tool_calls and self.finish is None:
+                for item in tool_calls:
+                    self._tool_delta(item, out)
+        reason = choice.get("finish_reason")
+        if reason and self.finish is None:
+            self.finish = _FINISH.get(reason, "stop")
+            self.close_calls(out)
+
+    def _tool_delta(self, item: dict[str, Any], out: list[ModelEvent]) -> None:
+        key = item.get("index")
+        if key is None:  # a few servers omit the index: fall back to the id, then the last call
+            key = item.get("id") or self.last_key
+        self.last_key = key
+        function = item.get("function") or {}
+        call = self.calls.get(key)
+        if call is None:
+            # Our index is the call's position in this message, whatever the upstream's was.
+            call_id = item.get("id") or f"call_{secrets.token_urlsafe(18)}"
+            call = _Call(self.call_count, call_id, function.get("name") or "")
+            self.call_count += 1
+            self.calls[key] = call
+            self.open_calls.append(call)
+            out.append(ToolCallStart(call.index, call.call_id, call.name))
+        elif not call.name and function.get("name"):
+            call.name = function["name"]
+        arguments = function.get("arguments")
+        if arguments:
+            call.parts.append(arguments)
+            out.append(ToolCallDelta(call.index, call.call_id, arguments))
+
+    def close_calls(self, out: list[ModelEvent]) -> None:
+        for call in self.open_calls:
+            out.append(ToolCallEnd(call.index, call.call_id, call.name, "".join(call.parts)))
+        self.open_calls.clear()
+
+    def end(self, out: list[ModelEvent]) -> None:
+        """The stream ended properly: close calls, report usage, finish exactly once."""
+        self.close_calls(out)
+        if self.usage is not None:
+            out.append(UsageReport(_usage(self.usage), self.model))
+        reason = self.finish or "stop"
+        # Some servers (older Ollama) say "stop" after tool calls; callers key on tool_calls.
+        if reason == "stop" and self.call_count:
+            reason = "tool_calls"
+        out.append(Finish(reason))
+
+
+def _usage(raw: dict[str, Any]) -> Usage:
+    prompt = raw.get("prompt_tokens_details") or {}
+    completion = raw.get("completion_tokens_details") or {}
+    return Usage(
+        input_tokens=raw.get("prompt_tokens") or 0,
+        output_tokens=raw.get("completion_tokens") or 0,
+        cache_read_tokens=prompt.get("cached_tokens") or 0,
+        cache_write_tokens=prompt.get("cache_write_tokens") or 0,
+        reasoning_tokens=completion.get("reasoning_tokens") or 0,
+    )
+
+
+def _error_detail(error: Any) -> str:
+    """The message inside an upstream error (body bytes or parsed), whatever its shape."""
+    if isinstance(error, bytes):
+        try:
+            error = orjson.loads(raw := error)
+        except orjson.JSONDecodeError:  # a proxy's HTML or plain text
+            return raw[:_MAX_DETAIL].decode("utf-8", "replace").strip()
+    while isinstance(error, dict):  # {"error": {"message": …}}, {"detail": …}, {"message": …}
+        inner = error.get("error") or error.get("message") or error.get("detail")
+        error = inner if inner is not None else orjson.dumps(error).decode()
+    return str(error)[:_MAX_DETAIL]
+
+
+# --- the provider ---------------------------------------------------------------------
+
+
+class OpenAICompatProvider(Provider):
+    """An OpenAI-compatible upstream behind one pooled HTTP/1.1 keep-alive client.
+
+    `supports_json_schema()` stays True (the base default): the upstream enforces it."""
+
+    def __init__(self, name: str, config: ProviderSettings) -> None:
+        super().__init__(name)
+        self._config = config
+        base_url = (config.base_url or DEFAULT_BASE_URL).rstrip("/")
+        if httpx.URL(base_url).scheme not in ("http", "https"):
+            raise ConfigError(
+                f"config error: providers.{name}.base_url: {base_url!r} is not an http(s) URL"
+            )
+        self._url = base_url + "/chat/completions"
+        self._models_url = base_url + "/models"
+        self._api_key = config.api_key.get_secret_value() if config.api_key else None
+        headers = {"Accept": "text/event-stream", "Content-Type": "application/json"}
+        if self._api_key:
+            headers["Authorization"] = f"Bearer {self._api_key}"
+        headers.update(config.headers)
+        self._client = httpx.AsyncClient(
+            headers=headers,
+            # Connect, write and pool waits are short; a read waits for the first token.
+            timeout=httpx.Timeout(
+                config.connect_timeout_seconds, read=config.first_token_timeout_seconds
+            ),
+            limits=_LIMITS,
+            http1=True,
+            http2=False,
+        )
+
+    async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
+        body = orjson.dumps(build_body(request))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._config.timeout_seconds
+        attempt = 0
+        while True:
+            emitted = False
+            try:
+                # aclosing: when our consumer stops, the attempt (and its response) closes now.
+                async with aclosing(self._attempt(body, deadline)) as events:
+                    async for event in events:
+                        emitted = True
+                        yield event
+                return
+            except (UpstreamUnavailable, UpstreamTimeout):
+                # Retry only while nothing reached the caller; never replay a partial answer.
+                delay = 0.25 * 2**attempt * random.uniform(0.8, 1.2)
+                last = attempt >= self._config.max_retries or loop.time() + delay >= deadline
+                if emitted or last:
+                    raise
+            attempt += 1
+            await asyncio.sleep(delay)
+
+    async def _attempt(self, body: bytes, deadline: float) -> AsyncGenerator[ModelEvent, None]:
+        state = _StreamState()
+        out: list[ModelEvent] = []
+        emitted = False
+        async with AsyncExitStack() as stack:
+            response = await self._open(stack, body, deadline)
+            # httpx types it as an iterator; it is a generator, closed with the response.
+            raw = cast(AsyncGenerator[bytes, None], response.aiter_bytes())
+            chunks = await stack.enter_async_context(aclosing(raw))
+            buffer = b""
+            while not state.done:
+                chunk = await self._next_chunk(chunks, deadline)
+                if chunk is None:
+                    state.feed_line(buffer, out)  # a last line without its newline
+                    break
+                lines = (buffer + chunk).split(b"\n")
+                buffer = lines.pop()
+                for line in lines:
+                    state.feed_line(line, out)
+                    if state.done:
+                        break
+                if out:
+                    emitted = True
+                    for event in out:
+                        yield event
+                    out.clear()
+            if not state.done and state.finish is None:
+                # Before any output a broken stream is worth a retry; after, it is incomplete.
+                if not emitted:
+                    raise UpstreamUnavailable(f"upstream {self.name} closed before any output")
+                raise ProviderError(
+                    f"upstream {self.name} stream ended early (no finish, no [DONE])"
+                )
+            state.end(out)
+            for event in out:
+                yield event
+            await self._drain(chunks, deadline)
+
+    async def _open(self, stack: AsyncExitStack, body: bytes, deadline: float) -> httpx.Response:
+        try:
+            async with asyncio.timeout_at(deadline):
+                response = await stack.enter_async_context(
+                    self._client.stream("POST", self._url, content=body)
+                )
+                # An error, or JSON where a stream was asked for: small, read it whole.
+                failed = response.status_code >= 400
+                not_streaming = "json" in response.headers.get("content-type", "")
+                if failed or not_streaming:
+                    await response.aread()
+        except (TimeoutError, httpx.TimeoutException) as exc:
+            raise UpstreamTimeout(f"upstream {self.name} did not answer in time") from exc
+        except httpx.HTTPError as exc:
+            reason = self._redact(str(exc) or type(exc).__name__)
+            raise UpstreamUnavailable(f"cannot reach upstream {self.name}: {reason}") from exc
+        if failed:
+            raise self._status_error(response.status_code, response.content)
+        if not_streaming:
+            detail = self._redact(_error_detail(response.content))
+            raise ProviderError(f"upstream {self.name} did not stream: {detail}")
+        return response
+
+    async def _next_chunk(self, chunks: AsyncIterator[bytes], deadline: float) -> bytes | None:
+        """The next body bytes, or None at the end (or when the connection broke)."""
+        try:
+            async with asyncio.timeout_at(deadline):
+                return await anext(chunks)
+        except StopAsyncIteration:
+            return None
+        except (TimeoutError, httpx.TimeoutException) as exc:
+            raise UpstreamTimeout(f"upstream {self.name} stopped sending in time") from exc
+        except httpx.HTTPError:
+            return None  # judged by the caller: a stream that lacks its end
+
+    async def _drain(self, chunks: AsyncIterator[bytes], deadline: float) -> None:
+        # Read to the end of the body so the connection goes back to the pool.
+        limit = min(deadline, asyncio.get_running_loop().time() + _DRAIN_TIMEOUT)
+        try:
+            async with asyncio.timeout_at(limit):
+                async for _ in chunks:
+                    pass
+        except (TimeoutError, httpx.HTTPError):
+            pass  # the connection is dropped instead; the answer is already complete
+
+    def _status_error(self, status: int, content: bytes) -> ProviderError:
+        detail = self._redact(_error_detail(content))
+        where = f"upstream {self.name} answered HTTP {status}"
+        if status in (401, 403):
+            return ProviderError(f"{where}: credentials rejected ({detail})", status=status)
+        if status == 408:
+            return UpstreamTimeout(f"{where}: {detail}", status=status)
+        if status == 429 or status >= 500:
+            return UpstreamUnavailable(f"{where}: {detail}", status=status)
+        return ProviderError(f"{where}: {detail}", status=status)
+
+    def _redact(self, text: str) -> str:
+        if self._api_key:
+            text = text.replace(self._api_key, "***")
+        return _KEYLIKE.sub("***", text)
+
+    async def health(self) -> ProviderHealth:
+        try:
+            response = await self._client.get(self._models_url, timeout=_HEALTH_TIMEOUT)
+        except Exception as exc:  # health reports, it never raises
+            return ProviderHealth(ok=False, detail=f"unreachable: {type(exc).__name__}")
+        status = response.status_code
+        return ProviderHealth(ok=status == 200, detail="ok" if status == 200 else f"HTTP {status}")
+
+    async def aclose(self) -> None:
+        await self._client.aclose()

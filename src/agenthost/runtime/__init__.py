@@ -1,0 +1,1 @@
+"""The protocol-agnostic agent runtime: context building and the tool loop."""

@@ -1,0 +1,45 @@
+"""Server-side tools: tools the agent runs itself (MCP), never handed to the caller.
+
+The loop only needs `ServerTools`; the MCP implementation plugs in behind it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from agenthost.conversation import AgentSpec, ToolSpec
+
+
+@dataclass(slots=True, frozen=True)
+class ServerTool:
+    """A tool offered to the model under `spec.name`, run on `server`."""
+
+    server: str
+    spec: ToolSpec
+
+
+@dataclass(slots=True, frozen=True)
+class ToolResult:
+    output: str
+    is_error: bool = False
+
+
+class ServerTools(Protocol):
+    async def tools_for(self, agent: AgentSpec) -> list[ServerTool]:
+        """The agent's server tools; raises UpstreamUnavailable naming a dead server."""
+        ...
+
+    async def call(self, tool: ServerTool, arguments: str, timeout: float) -> ToolResult:
+        """Run one call. Tool failures come back as `is_error` results, not exceptions."""
+        ...
+
+
+class NoServerTools:
+    """Used when no MCP servers are configured."""
+
+    async def tools_for(self, agent: AgentSpec) -> list[ServerTool]:
+        return []
+
+    async def call(self, tool: ServerTool, arguments: str, timeout: float) -> ToolResult:
+        return ToolResult(output=f"tool {tool.spec.name} is not available", is_error=True)

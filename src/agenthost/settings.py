@@ -1,0 +1,237 @@
+"""The one validated configuration: a YAML file, then `AGENTHOST_<SECTION>__<KEY>` env overrides.
+
+`${NAME}` (or `${NAME:-default}`) in any YAML string is replaced by that environment
+variable, so secrets stay out of the file. A bad file raises `ConfigError` naming the key,
+and the server does not start.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from agenthost.errors import ConfigError
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_PLACEHOLDER_SECRETS = {"changeme", "change-me", "secret", "replace-me", "xxx"}
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RemoteAgentPermissions(_Section):
+    """What role `user` may do with remote (API) agent access; admins may do everything."""
+
+    use: bool = Field(True, description="call agents through the API and create API keys")
+    create: bool = Field(True, description="create agents")
+    share: bool = Field(False, description="share remote access with users and roles")
+    public: bool = Field(False, description="share remote access with everyone")
+
+
+class InterfaceSettings(_Section):
+    remote_agents: RemoteAgentPermissions = Field(default_factory=RemoteAgentPermissions)
+
+
+class AutoRefill(_Section):
+    enabled: bool = False
+    interval: str = Field("30d", description="period such as 12h, 7d or 30d")
+    amount: int = Field(10_000, ge=0, description="credits added each interval")
+
+    @field_validator("interval")
+    @classmethod
+    def _check_interval(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+
+class BalanceSettings(_Section):
+    enabled: bool = Field(True, description="charge and enforce per-user token balances")
+    start_balance: int = Field(20_000, ge=0, description="credits a new user starts with")
+    auto_refill: AutoRefill = Field(default_factory=AutoRefill)
+    output_reserve_tokens: int = Field(
+        1024, ge=0, description="output tokens reserved when a request sets no max"
+    )
+
+
+class ProviderSettings(_Section):
+    """One upstream. `openai` covers every OpenAI-compatible server."""
+
+    type: Literal["openai", "anthropic", "local", "scripted"]
+    base_url: str | None = None
+    api_key: SecretStr | None = None
+    models: list[str] = Field(default_factory=list, description="model choices shown in the UI")
+    timeout_seconds: float = Field(600.0, gt=0, description="whole-call timeout")
+    connect_timeout_seconds: float = Field(10.0, gt=0)
+    first_token_timeout_seconds: float = Field(120.0, gt=0)
+    max_retries: int = Field(2, ge=0, le=10, description="retries before the first token only")
+    headers: dict[str, str] = Field(default_factory=dict)
+    model_path: str | None = Field(None, description="local: a GGUF file (default: embedded)")
+    context_tokens: int = Field(4096, ge=256, description="local: context window")
+    script: dict[str, Any] = Field(default_factory=dict, description="scripted: behaviour")
+
+
+class Price(_Section):
+    """USD per one million tokens; cache prices default to the input price."""
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+    cache_read: float | None = Field(None, ge=0)
+    cache_write: float | None = Field(None, ge=0)
+
+
+class McpServerSettings(_Section):
+    transport: Literal["stdio", "streamable_http"]
+    command: str | None = None
+    args: list[str] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict)
+    url: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    timeout_seconds: float = Field(30.0, gt=0)
+
+
+class RateLimit(_Section):
+    requests_per_minute: int | None = Field(None, ge=1)
+    tokens_per_minute: int | None = Field(None, ge=1)
+    concurrent_requests: int | None = Field(None, ge=1)
+
+
+class RunLimits(_Section):
+    max_steps: int = Field(16, ge=1, description="model calls per run")
+    max_tool_argument_bytes: int = Field(65_536, ge=1)
+    tool_timeout_seconds: float = Field(60.0, gt=0)
+    run_deadline_seconds: float = Field(900.0, gt=0)
+
+
+class LimitSettings(_Section):
+    per_key: RateLimit = Field(
+        default_factory=lambda: RateLimit(
+            requests_per_minute=120, tokens_per_minute=200_000, concurrent_requests=8
+        )
+    )
+    per_user: RateLimit = Field(default_factory=RateLimit)
+    max_body_bytes: int = Field(3_145_728, ge=1024)
+    run: RunLimits = Field(default_factory=RunLimits)
+
+
+class BootstrapSettings(_Section):
+    admin_email: str = Field("admin@localhost", description="first admin, created on first start")
+    default_agent: bool = Field(True, description="create a ready agent on first start")
+
+
+def _default_providers() -> dict[str, ProviderSettings]:
+    return {"local": ProviderSettings(type="local")}
+
+
+class Settings(BaseSettings):
+    """Everything configurable. Built once, in `create_app` or the CLI."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="AGENTHOST_", env_nested_delimiter="__", extra="forbid", case_sensitive=False
+    )
+
+    database_url: str = Field(
+        "sqlite+aiosqlite:///./data/agenthost.db", description="SQLAlchemy async URL"
+    )
+    redis_url: str | None = Field(None, description="shared limits and cache invalidation")
+    data_dir: Path = Field(Path("./data"), description="SQLite file, secret key")
+    secret_key: SecretStr | None = Field(
+        None, description="signs sessions and seals compaction items; generated when unset"
+    )
+    public_base_url: str | None = Field(None, description="URL shown in snippets")
+    log_level: str = "INFO"
+    interface: InterfaceSettings = Field(default_factory=InterfaceSettings)
+    balance: BalanceSettings = Field(default_factory=BalanceSettings)
+    providers: dict[str, ProviderSettings] = Field(default_factory=_default_providers)
+    pricing: dict[str, Price] = Field(default_factory=dict)
+    mcp_servers: dict[str, McpServerSettings] = Field(default_factory=dict)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
+    bootstrap: BootstrapSettings = Field(default_factory=BootstrapSettings)
+
+    @field_validator("secret_key")
+    @classmethod
+    def _reject_placeholder(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            raw = value.get_secret_value()
+            if raw.lower() in _PLACEHOLDER_SECRETS or len(raw) < 16:
+                raise ValueError("must be a real secret of at least 16 characters")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment beats the file (passed as init values).
+        return (env_settings, init_settings)
+
+
+def parse_duration(text: str) -> float:
+    """`90s`, `15m`, `12h`, `30d` → seconds."""
+    match = re.fullmatch(r"\s*(\d+)\s*([smhd])\s*", text)
+    if not match:
+        raise ValueError(f"{text!r} is not a duration like 30d, 12h, 15m or 90s")
+    factor = {"s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
+    return int(match.group(1)) * factor
+
+
+def _interpolate(value: Any, path: str) -> Any:
+    if isinstance(value, dict):
+        return {k: _interpolate(v, f"{path}.{k}" if path else str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_interpolate(v, f"{path}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, str):
+
+        def replace(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            found = os.environ.get(name)
+            if found is None:
+                if default is None:
+                    raise ConfigError(
+                        f"config error: {path} references ${{{name}}}, which is not set"
+                    )
+                return default
+            return found
+
+        return _ENV_REF.sub(replace, value)
+    return value
+
+
+def _describe(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        where = ".".join(str(p) for p in item["loc"]) or "(root)"
+        lines.append(f"{where}: {item['msg']}")
+    return "config error: " + "; ".join(lines)
+
+
+def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
+    """Read the YAML file (or `AGENTHOST_CONFIG`), apply env overrides, validate."""
+    path = path or os.environ.get("AGENTHOST_CONFIG")
+    data: dict[str, Any] = {}
+    if path:
+        file = Path(path)
+        try:
+            loaded = yaml.safe_load(file.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ConfigError(f"config error: file {file} not found") from exc
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config error: {file} is not valid YAML: {exc}") from exc
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"config error: {file} must hold a mapping at the top level")
+        data = _interpolate(loaded or {}, "")
+    data.update(overrides)
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from exc

@@ -1,0 +1,1 @@
+"""Small query functions; the rest of the code never builds SQL."""

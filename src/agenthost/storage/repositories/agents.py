@@ -1,0 +1,113 @@
+"""Agents and their remote-access grants."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import and_, delete, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from agenthost import ids
+from agenthost.storage.models import Agent, AgentGrant
+
+GRANT_KINDS = ("user", "role", "public")
+
+
+async def create(
+    session: AsyncSession,
+    *,
+    owner_id: str,
+    name: str,
+    provider: str,
+    model: str,
+    instructions: str = "",
+    description: str = "",
+    params: dict[str, Any] | None = None,
+    mcp_servers: list[str] | None = None,
+) -> Agent:
+    agent = Agent(
+        id=ids.agent_id(),
+        owner_id=owner_id,
+        name=name,
+        description=description,
+        provider=provider,
+        model=model,
+        instructions=instructions,
+        params=params or {},
+        mcp_servers=mcp_servers or [],
+    )
+    session.add(agent)
+    await session.flush()
+    return agent
+
+
+async def get(session: AsyncSession, agent_id: str) -> Agent | None:
+    return await session.get(Agent, agent_id)
+
+
+async def list_all(session: AsyncSession) -> list[Agent]:
+    return list((await session.execute(select(Agent).order_by(Agent.created_at))).scalars())
+
+
+async def list_owned(session: AsyncSession, owner_id: str) -> list[Agent]:
+    result = await session.execute(
+        select(Agent).where(Agent.owner_id == owner_id).order_by(Agent.created_at)
+    )
+    return list(result.scalars())
+
+
+def _visible_clause(user_id: str, role: str) -> Any:
+    granted = select(AgentGrant.agent_id).where(
+        or_(
+            and_(AgentGrant.kind == "user", AgentGrant.subject == user_id),
+            and_(AgentGrant.kind == "role", AgentGrant.subject == role),
+            AgentGrant.kind == "public",
+        )
+    )
+    return or_(Agent.owner_id == user_id, Agent.id.in_(granted))
+
+
+async def list_callable(session: AsyncSession, user_id: str, role: str) -> list[Agent]:
+    """Agents the user owns or holds a grant for (by user, role or public)."""
+    result = await session.execute(
+        select(Agent).where(_visible_clause(user_id, role)).order_by(Agent.created_at)
+    )
+    return list(result.scalars())
+
+
+async def get_callable(
+    session: AsyncSession, agent_id: str, user_id: str, role: str
+) -> Agent | None:
+    result = await session.execute(
+        select(Agent).where(Agent.id == agent_id, _visible_clause(user_id, role))
+    )
+    return result.scalar_one_or_none()
+
+
+async def add_grant(session: AsyncSession, agent_id: str, kind: str, subject: str) -> None:
+    exists = await session.execute(
+        select(AgentGrant.id).where(
+            AgentGrant.agent_id == agent_id, AgentGrant.kind == kind, AgentGrant.subject == subject
+        )
+    )
+    if exists.first() is None:
+        session.add(AgentGrant(agent_id=agent_id, kind=kind, subject=subject))
+        await session.flush()
+
+
+async def remove_grant(session: AsyncSession, agent_id: str, kind: str, subject: str) -> None:
+    await session.execute(
+        delete(AgentGrant).where(
+            AgentGrant.agent_id == agent_id, AgentGrant.kind == kind, AgentGrant.subject == subject
+        )
+    )
+
+
+async def list_grants(session: AsyncSession, agent_id: str) -> list[AgentGrant]:
+    result = await session.execute(select(AgentGrant).where(AgentGrant.agent_id == agent_id))
+    return list(result.scalars())
+
+
+async def delete_agent(session: AsyncSession, agent_id: str) -> None:
+    await session.execute(delete(AgentGrant).where(AgentGrant.agent_id == agent_id))
+    await session.execute(delete(Agent).where(Agent.id == agent_id))

@@ -1,0 +1,70 @@
+"""API key rows. Keys themselves never reach this module, only their SHA-256."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from agenthost import ids
+from agenthost.storage.models import ApiKey, User, utcnow
+
+
+async def create(
+    session: AsyncSession,
+    *,
+    user_id: str,
+    name: str,
+    prefix: str,
+    key_hash: str,
+    expires_at: datetime | None,
+    agent_scope: list[str] | None,
+) -> ApiKey:
+    row = ApiKey(
+        id=ids.key_id(),
+        user_id=user_id,
+        name=name,
+        prefix=prefix,
+        key_hash=key_hash,
+        expires_at=expires_at,
+        agent_scope=agent_scope,
+    )
+    session.add(row)
+    await session.flush()
+    return row
+
+
+async def find_by_hash(session: AsyncSession, key_hash: str) -> tuple[ApiKey, User] | None:
+    result = await session.execute(
+        select(ApiKey, User)
+        .join(User, User.id == ApiKey.user_id)
+        .where(ApiKey.key_hash == key_hash)
+    )
+    row = result.first()
+    return (row[0], row[1]) if row else None
+
+
+async def get(session: AsyncSession, key_id: str) -> ApiKey | None:
+    return await session.get(ApiKey, key_id)
+
+
+async def list_for_user(session: AsyncSession, user_id: str) -> list[ApiKey]:
+    result = await session.execute(
+        select(ApiKey).where(ApiKey.user_id == user_id).order_by(ApiKey.created_at.desc())
+    )
+    return list(result.scalars())
+
+
+async def revoke(session: AsyncSession, key_id: str) -> ApiKey | None:
+    row = await session.get(ApiKey, key_id)
+    if row is not None and row.revoked_at is None:
+        row.revoked_at = utcnow()
+        await session.flush()
+    return row
+
+
+async def touch_many(session: AsyncSession, seen: dict[str, datetime]) -> None:
+    """Write batched last-used times (one statement per key, no read)."""
+    for key_id, when in seen.items():
+        await session.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=when))

@@ -1,0 +1,43 @@
+"""Users: lookup, creation, role and state changes."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from agenthost import ids
+from agenthost.storage.models import User
+
+ROLES = ("admin", "user")
+
+
+def normalise_email(email: str) -> str:
+    return email.strip().lower()
+
+
+async def get_by_email(session: AsyncSession, email: str) -> User | None:
+    result = await session.execute(select(User).where(User.email == normalise_email(email)))
+    return result.scalar_one_or_none()
+
+
+async def get(session: AsyncSession, user_id: str) -> User | None:
+    return await session.get(User, user_id)
+
+
+async def create(
+    session: AsyncSession, email: str, *, role: str = "user", password_hash: str | None = None
+) -> User:
+    user = User(
+        id=ids.user_id(), email=normalise_email(email), role=role, password_hash=password_hash
+    )
+    session.add(user)
+    await session.flush()
+    return user
+
+
+async def count(session: AsyncSession) -> int:
+    return int((await session.execute(select(func.count()).select_from(User))).scalar_one())
+
+
+async def list_all(session: AsyncSession) -> list[User]:
+    return list((await session.execute(select(User).order_by(User.created_at))).scalars())
