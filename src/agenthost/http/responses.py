@@ -30,8 +30,16 @@ class EventStreamResponse(Response):
     media_type = "text/event-stream"
 
     def __init__(self, frames: AsyncIterator[bytes], headers: dict[str, str] | None = None) -> None:
-        super().__init__(content=None, status_code=200, headers={**SSE_HEADERS, **(headers or {})})
+        self.status_code = 200
+        self.background = None
         self.frames = frames
+        merged = {
+            **SSE_HEADERS,
+            **(headers or {}),
+            "content-type": "text/event-stream; charset=utf-8",
+        }
+        # No content-length: the body is open-ended.
+        self.raw_headers = [(k.lower().encode(), v.encode()) for k, v in merged.items()]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         async def stream() -> None:

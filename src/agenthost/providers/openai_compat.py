@@ -401,10 +401,8 @@ class OpenAICompatProvider(Provider):
             buffer = b""
             while not state.done:
                 chunk = await self._next_chunk(chunks, deadline)
-                if chunk is None:
-                    state.feed_line(buffer, out)  # a last line without its newline
-                    break
-                lines = (buffer + chunk).split(b"\n")
+                # At the end, a newline flushes a last line that lacked one.
+                lines = (buffer + (b"\n" if chunk is None else chunk)).split(b"\n")
                 buffer = lines.pop()
                 for line in lines:
                     state.feed_line(line, out)
@@ -415,6 +413,8 @@ class OpenAICompatProvider(Provider):
                     for event in out:
                         yield event
                     out.clear()
+                if chunk is None:
+                    break
             if not state.done and state.finish is None:
                 # Before any output a broken stream is worth a retry; after, it is incomplete.
                 if not emitted:

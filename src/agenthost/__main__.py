@@ -1,0 +1,3 @@
+from agenthost.cli import main
+
+main()
