@@ -11,6 +11,7 @@ in the last user message, so one server serves every test:
     !http STATUS         that status, error body   !slow MS      sleep before the first byte
     !cut                 close mid-stream          !garbage      a `data: not-json` frame
     !error               an error event mid-stream !nousage      never send usage
+    !stall MS            sleep after the first text delta
 
 Tool calls are made only when the request offers that tool and the last message is not a
 tool result; after one it answers "tool said: <tool output>". `max_completion_tokens` (or
@@ -65,6 +66,7 @@ class Plan:
     status: int | None = None
     cached: int = 0
     slow_ms: float = 0.0
+    stall_ms: float = 0.0
     paced: bool = False
     cut: bool = False
     garbage: bool = False
@@ -137,6 +139,8 @@ def _flag(plan: Plan, name: str, rest: str) -> None:
         plan.status = int(rest)
     elif name == "slow":
         plan.slow_ms = float(rest)
+    elif name == "stall":
+        plan.stall_ms = float(rest)
     elif name in ("cut", "garbage", "error"):
         setattr(plan, name, True)
     elif name == "nousage":
@@ -252,6 +256,8 @@ class ChunkStream(Response):
                 if delay:
                     await asyncio.sleep(delay / 1000)
             await emit(self.frame({"content": piece}))
+            if number == 0 and plan.stall_ms:
+                await asyncio.sleep(plan.stall_ms / 1000)
             if number == 1 and (plan.cut or plan.error):
                 if plan.error:
                     error = {"message": "fake failure mid-stream", "type": "server_error"}

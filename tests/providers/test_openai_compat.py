@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any, cast
 
@@ -14,6 +14,8 @@ import pytest
 from tests.fakes.process import start_process, stop_process
 
 from agenthost.conversation import (
+    AudioPart,
+    FilePart,
     ImagePart,
     Message,
     ModelRequest,
@@ -49,7 +51,31 @@ WEATHER = ToolSpec(
 TIME = ToolSpec(name="get_time")
 NOTE = ToolSpec(name="note")
 
-MakeProvider = Callable[..., OpenAICompatProvider]
+
+class Fake:
+    """The fake upstream of this module: makes providers for it, reads what it received."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.made: list[OpenAICompatProvider] = []
+
+    def provider(self, base_url: str | None = None, **settings: Any) -> OpenAICompatProvider:
+        url = base_url or f"{self.base}/v1"
+        config = ProviderSettings(
+            type="openai", base_url=url, api_key=API_KEY, headers={"X-Test": "yes"}, **settings
+        )
+        self.made.append(OpenAICompatProvider("fake", config))
+        return self.made[-1]
+
+    async def requests(self) -> list[dict[str, Any]]:
+        async with httpx.AsyncClient() as client:
+            response = await client.get(f"{self.base}/_requests")
+        return [r for r in response.json() if r["path"].endswith("/chat/completions")]
+
+    async def send(self, request: ModelRequest) -> tuple[list[ModelEvent], dict[str, Any]]:
+        """Stream `request`; return its events and what the upstream received."""
+        events = await collect(self.provider(), request)
+        return events, (await self.requests())[-1]
 
 
 @pytest.fixture(scope="module")
@@ -62,30 +88,13 @@ def upstream() -> Iterator[str]:
 
 
 @pytest.fixture
-async def make_provider(upstream: str) -> AsyncIterator[MakeProvider]:
-    made: list[OpenAICompatProvider] = []
-    httpx.delete(f"{upstream}/_requests")
-
-    def make(base_url: str | None = None, **settings: Any) -> OpenAICompatProvider:
-        config = ProviderSettings(
-            type="openai",
-            base_url=base_url or f"{upstream}/v1",
-            api_key=API_KEY,
-            headers={"X-Test": "yes"},
-            **settings,
-        )
-        made.append(OpenAICompatProvider("fake", config))
-        return made[-1]
-
-    yield make
-    for provider in made:
-        await provider.aclose()
-
-
-async def recorded(upstream: str) -> list[dict[str, Any]]:
+async def fake(upstream: str) -> AsyncIterator[Fake]:
     async with httpx.AsyncClient() as client:
-        response = await client.get(f"{upstream}/_requests")
-    return [r for r in response.json() if r["path"].endswith("/chat/completions")]
+        await client.delete(f"{upstream}/_requests")
+    helper = Fake(upstream)
+    yield helper
+    for provider in helper.made:
+        await provider.aclose()
 
 
 def ask(text: str, **fields: Any) -> ModelRequest:
@@ -98,7 +107,7 @@ async def collect(provider: OpenAICompatProvider, request: ModelRequest) -> list
 
 async def collect_until_error(
     provider: OpenAICompatProvider, request: ModelRequest
-) -> tuple[list[ModelEvent], BaseException]:
+) -> tuple[list[ModelEvent], ProviderError]:
     events: list[ModelEvent] = []
     with pytest.raises(ProviderError) as caught:
         async for event in provider.stream(request):
@@ -120,10 +129,8 @@ def closed_port() -> int:
 # --- streams --------------------------------------------------------------------------
 
 
-async def test_text_stream_yields_deltas_then_usage_then_one_finish(
-    make_provider: MakeProvider,
-) -> None:
-    events = await collect(make_provider(), ask("say hello please"))
+async def test_text_stream_yields_deltas_then_usage_then_one_finish(fake: Fake) -> None:
+    events = await collect(fake.provider(), ask("say hello please"))
 
     deltas = [e for e in events if isinstance(e, TextDelta)]
     assert [d.text for d in deltas] == ["Hello", " from", " fake", " upstream"]
@@ -136,11 +143,9 @@ async def test_text_stream_yields_deltas_then_usage_then_one_finish(
     assert usage.usage.cache_read_tokens == 0
 
 
-async def test_tool_calls_have_stable_ids_indexes_and_full_arguments(
-    make_provider: MakeProvider,
-) -> None:
+async def test_tool_calls_have_stable_ids_indexes_and_full_arguments(fake: Fake) -> None:
     prompt = '!call get_weather {"city": "Paris", "unit": "celsius"}\n!call get_time {}'
-    events = await collect(make_provider(), ask(prompt, tools=[WEATHER, TIME]))
+    events = await collect(fake.provider(), ask(prompt, tools=[WEATHER, TIME]))
 
     starts = [e for e in events if isinstance(e, ToolCallStart)]
     ends = [e for e in events if isinstance(e, ToolCallEnd)]
@@ -161,17 +166,15 @@ async def test_tool_calls_have_stable_ids_indexes_and_full_arguments(
     assert events[-1] == Finish("tool_calls")
 
 
-async def test_tool_call_for_a_tool_not_offered_is_plain_text(make_provider: MakeProvider) -> None:
-    events = await collect(make_provider(), ask("!call get_weather {}", tools=[TIME]))
+async def test_tool_call_for_a_tool_not_offered_is_plain_text(fake: Fake) -> None:
+    events = await collect(fake.provider(), ask("!call get_weather {}", tools=[TIME]))
 
     assert not any(isinstance(e, ToolCallStart) for e in events)
     assert text_of(events) == "Hello from fake upstream"
     assert events[-1] == Finish("stop")
 
 
-async def test_tool_result_turn_sends_tool_messages_and_gets_an_answer(
-    make_provider: MakeProvider, upstream: str
-) -> None:
+async def test_tool_result_turn_sends_tool_messages_and_gets_an_answer(fake: Fake) -> None:
     call = ToolCall(id="call_abc", name="get_weather", arguments='{"city": "Oslo"}')
     request = ModelRequest(
         model="m",
@@ -182,27 +185,19 @@ async def test_tool_result_turn_sends_tool_messages_and_gets_an_answer(
         ],
         tools=[WEATHER],
     )
-    events = await collect(make_provider(), request)
+    events = await collect(fake.provider(), request)
 
     assert text_of(events) == "tool said: sunny, 21C"
     assert events[-1] == Finish("stop")
-    sent = (await recorded(upstream))[-1]["body"]["messages"]
-    assert sent[1] == {
-        "role": "assistant",
-        "content": None,
-        "tool_calls": [
-            {
-                "id": "call_abc",
-                "type": "function",
-                "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'},
-            }
-        ],
-    }
+    sent = (await fake.requests())[-1]["body"]["messages"]
+    wire_call = {"id": "call_abc", "type": "function", "function": {"name": "get_weather"}}
+    wire_call["function"]["arguments"] = call.arguments  # type: ignore[index]
+    assert sent[1] == {"role": "assistant", "content": None, "tool_calls": [wire_call]}
     assert sent[2] == {"role": "tool", "content": "sunny, 21C", "tool_call_id": "call_abc"}
 
 
-async def test_reasoning_comes_first_and_is_counted(make_provider: MakeProvider) -> None:
-    events = await collect(make_provider(), ask("!reasoning think it through"))
+async def test_reasoning_comes_first_and_is_counted(fake: Fake) -> None:
+    events = await collect(fake.provider(), ask("!reasoning think it through"))
 
     reasoning = [e for e in events if isinstance(e, ReasoningDelta)]
     assert "".join(r.text for r in reasoning) == "think it through"
@@ -213,138 +208,136 @@ async def test_reasoning_comes_first_and_is_counted(make_provider: MakeProvider)
     assert usage.usage.output_tokens == 4 + 3
 
 
-async def test_cached_prompt_tokens_become_cache_read_tokens(make_provider: MakeProvider) -> None:
-    events = await collect(make_provider(), ask("!cached 2\nsome more words here"))
+async def test_cached_prompt_tokens_become_cache_read_tokens(fake: Fake) -> None:
+    events = await collect(fake.provider(), ask("!cached 2\nsome more words here"))
 
     usage = next(e for e in events if isinstance(e, UsageReport))
     assert usage.usage.cache_read_tokens == 2
     assert usage.usage.input_tokens == 6
 
 
-async def test_missing_usage_still_finishes_once(make_provider: MakeProvider) -> None:
-    events = await collect(make_provider(), ask("!nousage"))
+async def test_missing_usage_still_finishes_once(fake: Fake) -> None:
+    events = await collect(fake.provider(), ask("!nousage"))
 
     assert not any(isinstance(e, UsageReport) for e in events)
     assert text_of(events) == "Hello from fake upstream"
     assert [e for e in events if isinstance(e, Finish)] == [Finish("stop")]
 
 
-async def test_sequential_streams_reuse_one_pooled_connection(
-    make_provider: MakeProvider, upstream: str
-) -> None:
-    provider = make_provider()
+async def test_sequential_streams_reuse_one_pooled_connection(fake: Fake) -> None:
+    provider = fake.provider()
     for _ in range(3):
         await collect(provider, ask("hello"))
 
-    clients = {r["client"] for r in await recorded(upstream)}
+    clients = {r["client"] for r in await fake.requests()}
     assert len(clients) == 1
 
 
 # --- request mapping ------------------------------------------------------------------
 
 
-async def test_request_fields_are_mapped_to_the_wire(
-    make_provider: MakeProvider, upstream: str
-) -> None:
+async def test_sampling_and_limit_fields_are_mapped(fake: Fake) -> None:
     schema = {"type": "object", "properties": {"a": {"type": "string"}}}
-    request = ModelRequest(
-        model="gpt-test",
-        messages=[
-            Message("developer", [TextPart("be brief")]),
-            Message("system", [TextPart("you are a test")]),
-            Message("user", [TextPart("look: "), ImagePart("data:image/png;base64,AAAA")]),
-            Message("assistant", [TextPart("a picture")]),
-            Message("user", [TextPart("one two three four")]),
-        ],
-        tools=[WEATHER, TIME],
-        tool_choice=ToolChoice.named("get_weather"),
-        parallel_tool_calls=False,
-        temperature=0.2,
-        top_p=0.9,
-        max_output_tokens=2,
-        stop=["END"],
-        seed=7,
-        presence_penalty=0.1,
-        frequency_penalty=0.3,
-        response_format=ResponseFormat("json_schema", name="out", schema=schema, strict=True),
-        reasoning_effort="low",
-        user="user-1",
-        extra={"logit_bias": {"50256": -100}, "stream_options": {"include_usage": False}},
-    )
-    events = await collect(make_provider(), request)
-
-    assert text_of(events) == "Hello from"
-    assert events[-1] == Finish("length")
-    record = (await recorded(upstream))[-1]
-    body = record["body"]
-    assert body["stream"] is True
-    assert body["stream_options"] == {"include_usage": True}
-    assert body["max_completion_tokens"] == 2 and "max_tokens" not in body
-    assert body["tools"] == [
-        {
-            "type": "function",
-            "function": {
-                "name": "get_weather",
-                "description": "Weather for a city",
-                "parameters": WEATHER.parameters,
-                "strict": True,
-            },
-        },
-        {"type": "function", "function": {"name": "get_time"}},
-    ]
-    assert body["tool_choice"] == {"type": "function", "function": {"name": "get_weather"}}
-    assert body["parallel_tool_calls"] is False
-    assert body["response_format"] == {
-        "type": "json_schema",
-        "json_schema": {"name": "out", "schema": schema, "strict": True},
-    }
     expected = {
-        "model": "gpt-test",
         "temperature": 0.2,
         "top_p": 0.9,
-        "stop": ["END"],
         "seed": 7,
         "presence_penalty": 0.1,
         "frequency_penalty": 0.3,
         "reasoning_effort": "low",
         "user": "user-1",
-        "logit_bias": {"50256": -100},
     }
+    request = ask(
+        "one two three",
+        max_output_tokens=2,
+        stop=["END"],
+        response_format=ResponseFormat("json_schema", name="out", schema=schema, strict=True),
+        extra={"logit_bias": {"50256": -100}, "stream_options": {"include_usage": False}},
+        **expected,
+    )
+    events, record = await fake.send(request)
+
+    assert text_of(events) == "Hello from"
+    assert events[-1] == Finish("length")
+    body = record["body"]
     assert {k: body[k] for k in expected} == expected
-    assert [m["role"] for m in body["messages"]] == [
-        "system",
-        "system",
-        "user",
-        "assistant",
-        "user",
+    assert body["model"] == "m" and body["stop"] == ["END"]
+    assert body["max_completion_tokens"] == 2 and "max_tokens" not in body
+    assert body["stream"] is True
+    assert body["stream_options"] == {"include_usage": True}  # extra cannot switch it off
+    assert body["logit_bias"] == {"50256": -100}
+    assert body["response_format"] == {
+        "type": "json_schema",
+        "json_schema": {"name": "out", "schema": schema, "strict": True},
+    }
+
+
+async def test_tools_and_a_named_tool_choice_are_mapped(fake: Fake) -> None:
+    choice = ToolChoice.named("get_weather")
+    request = ask("hi", tools=[WEATHER, TIME], tool_choice=choice, parallel_tool_calls=False)
+    _, record = await fake.send(request)
+
+    body = record["body"]
+    weather = {
+        "name": "get_weather",
+        "description": "Weather for a city",
+        "parameters": WEATHER.parameters,
+        "strict": True,
+    }
+    assert body["tools"] == [
+        {"type": "function", "function": weather},
+        {"type": "function", "function": {"name": "get_time"}},
     ]
-    assert body["messages"][2]["content"] == [
+    assert body["tool_choice"] == {"type": "function", "function": {"name": "get_weather"}}
+    assert body["parallel_tool_calls"] is False
+
+
+async def test_messages_parts_and_headers_are_mapped(fake: Fake) -> None:
+    media = [
+        TextPart("look: "),
+        ImagePart("data:image/png;base64,AAAA"),
+        FilePart(filename="a.pdf", file_data="data:application/pdf;base64,QQ=="),
+        AudioPart(data="UklGRg==", format="wav"),
+    ]
+    messages = [
+        Message("developer", [TextPart("be brief")]),
+        Message("system", [TextPart("you are a test")]),
+        Message("user", media, name="ann"),
+        Message("assistant", [TextPart("a picture")]),
+        Message("user", [TextPart("one "), TextPart("two")]),
+    ]
+    _, record = await fake.send(ModelRequest("m", messages))
+
+    sent_messages = record["body"]["messages"]
+    assert [m["role"] for m in sent_messages] == ["system", "system", "user", "assistant", "user"]
+    assert sent_messages[0]["content"] == "be brief"
+    assert sent_messages[2]["name"] == "ann"
+    assert sent_messages[2]["content"] == [
         {"type": "text", "text": "look: "},
         {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA", "detail": "auto"}},
+        {"type": "file", "file": {"filename": "a.pdf", "file_data": media[2].file_data}},
+        {"type": "input_audio", "input_audio": {"data": "UklGRg==", "format": "wav"}},
     ]
-    assert body["messages"][4]["content"] == "one two three four"
+    assert sent_messages[4]["content"] == "one two"
     assert record["headers"]["authorization"] == f"Bearer {API_KEY}"
     assert record["headers"]["x-test"] == "yes"
+    assert record["headers"]["accept"] == "text/event-stream"
 
 
-async def test_several_allowed_tools_filter_the_tool_list(
-    make_provider: MakeProvider, upstream: str
-) -> None:
+async def test_several_allowed_tools_filter_the_tool_list(fake: Fake) -> None:
     choice = ToolChoice(mode="required", allowed=("get_time", "note"))
-    await collect(make_provider(), ask("hi", tools=[WEATHER, TIME, NOTE], tool_choice=choice))
+    await collect(fake.provider(), ask("hi", tools=[WEATHER, TIME, NOTE], tool_choice=choice))
 
-    body = (await recorded(upstream))[-1]["body"]
+    body = (await fake.requests())[-1]["body"]
     assert [t["function"]["name"] for t in body["tools"]] == ["get_time", "note"]
     assert body["tool_choice"] == "required"
 
 
-async def test_no_tools_means_no_tool_choice_and_json_object_format(
-    make_provider: MakeProvider, upstream: str
-) -> None:
+async def test_no_tools_means_no_tool_choice_and_json_object_format(fake: Fake) -> None:
     fmt = ResponseFormat("json_object")
-    await collect(make_provider(), ask("hi", parallel_tool_calls=True, response_format=fmt))
+    await collect(fake.provider(), ask("hi", parallel_tool_calls=True, response_format=fmt))
 
-    body = (await recorded(upstream))[-1]["body"]
+    body = (await fake.requests())[-1]["body"]
     assert "tools" not in body and "tool_choice" not in body
     assert "parallel_tool_calls" not in body
     assert body["response_format"] == {"type": "json_object"}
@@ -354,100 +347,96 @@ async def test_no_tools_means_no_tool_choice_and_json_object_format(
 
 
 @pytest.mark.parametrize("status", [429, 500, 503])
-async def test_overload_statuses_are_upstream_unavailable(
-    make_provider: MakeProvider, upstream: str, status: int
-) -> None:
+async def test_overload_statuses_are_upstream_unavailable(fake: Fake, status: int) -> None:
     with pytest.raises(UpstreamUnavailable) as caught:
-        await collect(make_provider(max_retries=0), ask(f"!http {status}"))
+        await collect(fake.provider(max_retries=0), ask(f"!http {status}"))
 
     assert caught.value.status == status
     assert caught.value.code == "upstream_unavailable"
-    assert len(await recorded(upstream)) == 1
+    assert len(await fake.requests()) == 1
 
 
-async def test_bad_request_is_a_provider_error_with_the_upstream_message(
-    make_provider: MakeProvider, upstream: str
-) -> None:
-    events, error = await collect_until_error(make_provider(), ask("!http 400"))
+async def test_bad_request_is_a_provider_error_with_the_upstream_message(fake: Fake) -> None:
+    events, error = await collect_until_error(fake.provider(), ask("!http 400"))
 
     assert events == []
     assert type(error) is ProviderError
     assert error.status == 400 and error.code == "upstream_error"
     assert "fake upstream error 400" in str(error)
-    assert len(await recorded(upstream)) == 1  # never retried
+    assert len(await fake.requests()) == 1  # never retried
 
 
-async def test_rejected_credentials_never_leak_the_api_key(make_provider: MakeProvider) -> None:
-    events, error = await collect_until_error(make_provider(), ask("!http 401"))
+async def test_rejected_credentials_never_leak_the_api_key(fake: Fake) -> None:
+    events, error = await collect_until_error(fake.provider(), ask("!http 401"))
 
     assert type(error) is ProviderError and error.status == 401
     assert API_KEY not in str(error)
     assert "credentials" in str(error)
 
 
-async def test_a_non_json_data_line_is_a_provider_error(make_provider: MakeProvider) -> None:
-    events, error = await collect_until_error(make_provider(), ask("!garbage"))
-
-    assert type(error) is ProviderError
-    assert "non-JSON" in str(error)
-    assert not any(isinstance(e, Finish) for e in events)
-
-
-async def test_an_error_event_mid_stream_is_a_provider_error(make_provider: MakeProvider) -> None:
-    events, error = await collect_until_error(make_provider(), ask("!error"))
-
-    assert text_of(events) == "Hello from"
-    assert "fake failure mid-stream" in str(error)
-    assert not any(isinstance(e, Finish) for e in events)
-
-
-async def test_failures_before_the_first_token_are_retried(
-    make_provider: MakeProvider, upstream: str
+@pytest.mark.parametrize(
+    ("directive", "text", "message"),
+    [("!garbage", "", "non-JSON event"), ("!error", "Hello from", "fake failure mid-stream")],
+)
+async def test_garbage_or_an_error_event_is_a_provider_error(
+    fake: Fake, directive: str, text: str, message: str
 ) -> None:
+    events, error = await collect_until_error(fake.provider(max_retries=2), ask(directive))
+
+    assert type(error) is ProviderError and message in str(error)
+    assert text_of(events) == text
+    assert not any(isinstance(e, Finish) for e in events)
+    assert len(await fake.requests()) == 1
+
+
+async def test_failures_before_the_first_token_are_retried(fake: Fake) -> None:
     with pytest.raises(UpstreamUnavailable):
-        await collect(make_provider(max_retries=2), ask("!http 503"))
+        await collect(fake.provider(max_retries=2), ask("!http 503"))
 
-    assert len(await recorded(upstream)) == 3
+    assert len(await fake.requests()) == 3
 
 
-async def test_a_cut_stream_is_not_retried_after_the_first_token(
-    make_provider: MakeProvider, upstream: str
-) -> None:
-    events, error = await collect_until_error(make_provider(max_retries=2), ask("!cut"))
+async def test_a_cut_stream_is_not_retried_after_the_first_token(fake: Fake) -> None:
+    events, error = await collect_until_error(fake.provider(max_retries=2), ask("!cut"))
 
     assert text_of(events) == "Hello from"
     assert type(error) is ProviderError and error.code == "upstream_error"
     assert not any(isinstance(e, Finish) for e in events)
-    assert len(await recorded(upstream)) == 1
+    assert len(await fake.requests()) == 1
 
 
-async def test_a_slow_first_byte_times_out_and_is_retried(
-    make_provider: MakeProvider, upstream: str
-) -> None:
-    provider = make_provider(first_token_timeout_seconds=0.3, max_retries=1)
+async def test_a_stall_after_the_first_token_times_out_without_retry(fake: Fake) -> None:
+    provider = fake.provider(first_token_timeout_seconds=0.3, max_retries=2)
+    events, error = await collect_until_error(provider, ask("!stall 2000"))
+
+    assert isinstance(error, UpstreamTimeout)
+    assert text_of(events) == "Hello"
+    assert len(await fake.requests()) == 1
+
+
+async def test_a_slow_first_byte_times_out_and_is_retried(fake: Fake) -> None:
+    provider = fake.provider(first_token_timeout_seconds=0.3, max_retries=1)
     started = time.monotonic()
     with pytest.raises(UpstreamTimeout):
         await collect(provider, ask("!slow 1500"))
 
     assert time.monotonic() - started < 1.4
-    assert len(await recorded(upstream)) == 2
+    assert len(await fake.requests()) == 2
 
 
-async def test_the_overall_timeout_ends_a_long_stream_without_retry(
-    make_provider: MakeProvider, upstream: str
-) -> None:
-    provider = make_provider(timeout_seconds=0.5, max_retries=2)
+async def test_the_overall_timeout_ends_a_long_stream_without_retry(fake: Fake) -> None:
+    provider = fake.provider(timeout_seconds=0.5, max_retries=2)
     started = time.monotonic()
     events, error = await collect_until_error(provider, ask("!tokens 200"))
 
     assert isinstance(error, UpstreamTimeout)
     assert 0.4 < time.monotonic() - started < 1.5
     assert 5 <= len(events) < 200
-    assert len(await recorded(upstream)) == 1
+    assert len(await fake.requests()) == 1
 
 
-async def test_a_refused_connection_is_upstream_unavailable(make_provider: MakeProvider) -> None:
-    provider = make_provider(base_url=f"http://127.0.0.1:{closed_port()}/v1", max_retries=0)
+async def test_a_refused_connection_is_upstream_unavailable(fake: Fake) -> None:
+    provider = fake.provider(base_url=f"http://127.0.0.1:{closed_port()}/v1", max_retries=0)
     with pytest.raises(UpstreamUnavailable) as caught:
         await collect(provider, ask("hi"))
 
@@ -457,34 +446,30 @@ async def test_a_refused_connection_is_upstream_unavailable(make_provider: MakeP
 # --- cancellation ---------------------------------------------------------------------
 
 
-async def wait_for_outcome(upstream: str, timeout: float = 2.0) -> str:
+async def wait_for_outcome(fake: Fake, timeout: float = 2.0) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        outcome: str = (await recorded(upstream))[-1]["outcome"]
+        outcome: str = (await fake.requests())[-1]["outcome"]
         if outcome != "pending":
             return outcome
         await asyncio.sleep(0.02)
     return "pending"
 
 
-async def test_closing_the_stream_closes_the_upstream_connection(
-    make_provider: MakeProvider, upstream: str
-) -> None:
-    events = make_provider().stream(ask("!tokens 500"))  # 10 s of tokens
+async def test_closing_the_stream_closes_the_upstream_connection(fake: Fake) -> None:
+    events = fake.provider().stream(ask("!tokens 500"))  # 10 s of tokens
     stream = cast(AsyncGenerator[ModelEvent, None], events)
     received = [await anext(stream) for _ in range(3)]
     started = time.monotonic()
     await stream.aclose()
 
     assert all(isinstance(e, TextDelta) for e in received)
-    assert await wait_for_outcome(upstream) == "disconnected"
+    assert await wait_for_outcome(fake) == "disconnected"
     assert time.monotonic() - started < 1.0
 
 
-async def test_cancelling_the_consumer_task_closes_the_upstream_connection(
-    make_provider: MakeProvider, upstream: str
-) -> None:
-    provider = make_provider()
+async def test_cancelling_the_consumer_task_closes_the_upstream_connection(fake: Fake) -> None:
+    provider = fake.provider()
     first = asyncio.Event()
 
     async def consume() -> None:
@@ -497,28 +482,21 @@ async def test_cancelling_the_consumer_task_closes_the_upstream_connection(
     with pytest.raises(asyncio.CancelledError):
         await task
 
-    assert await wait_for_outcome(upstream) == "disconnected"
+    assert await wait_for_outcome(fake) == "disconnected"
 
 
 # --- health and configuration ---------------------------------------------------------
 
 
-async def test_health_reports_ok_and_unreachable_without_raising(
-    make_provider: MakeProvider,
-) -> None:
-    healthy = await make_provider().health()
-    down = await make_provider(base_url=f"http://127.0.0.1:{closed_port()}/v1").health()
+async def test_health_reports_ok_and_unreachable_without_raising(fake: Fake) -> None:
+    healthy = await fake.provider().health()
+    down = await fake.provider(base_url=f"http://127.0.0.1:{closed_port()}/v1").health()
 
     assert healthy.ok and healthy.detail == "ok"
     assert not down.ok and "unreachable" in down.detail
 
 
-async def test_defaults_and_bad_base_url(make_provider: MakeProvider) -> None:
-    provider = OpenAICompatProvider("openai", ProviderSettings(type="openai"))
-    try:
-        assert provider.supports_json_schema()
-        assert provider._url == "https://api.openai.com/v1/chat/completions"
-    finally:
-        await provider.aclose()
+async def test_json_schema_support_and_bad_base_url(fake: Fake) -> None:
+    assert fake.provider().supports_json_schema()
     with pytest.raises(ConfigError, match="providers.bad.base_url"):
         OpenAICompatProvider("bad", ProviderSettings(type="openai", base_url="ftp://x"))
