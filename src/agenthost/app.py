@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from agenthost import __version__, bootstrap
+from agenthost import __version__, bootstrap, web
 from agenthost.http import chat, errors, models
 from agenthost.http.body_limit import BodyLimit
 from agenthost.services import Services
@@ -49,6 +49,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     app.include_router(chat.router, prefix=API_PREFIX, tags=["chat"])
     app.include_router(models.router, prefix=API_PREFIX, tags=["models"])
+
+    web.install(app)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

@@ -8,11 +8,21 @@ from dataclasses import dataclass, field
 
 from agenthost.auth.api_keys import KeyAuthenticator
 from agenthost.auth.permissions import AgentAccess
+from agenthost.billing.gate import Gate
 from agenthost.billing.meter import Meter
 from agenthost.billing.pricing import PriceBook
+from agenthost.billing.reservations import (
+    FallbackReservations,
+    MemoryReservations,
+    ReservationStore,
+)
+from agenthost.limits import MemoryRateLimiter, RateLimiter
+from agenthost.limits.fallback import FallbackRateLimiter, RedisHealth, connect
 from agenthost.providers.base import Provider
 from agenthost.providers.registry import build_providers
+from agenthost.runtime.background import BackgroundRuns
 from agenthost.runtime.loop import AgentRunner
+from agenthost.server_secret import server_secret
 from agenthost.settings import Settings
 from agenthost.storage.database import Database
 
@@ -26,12 +36,20 @@ class Services:
     providers: dict[str, Provider]
     runner: AgentRunner
     meter: Meter
+    gate: Gate
+    secret: bytes = b""  # seals compaction items; see server_secret.py
+    background: BackgroundRuns = field(default_factory=BackgroundRuns)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
         db = Database(settings.database_url)
         providers = build_providers(settings.providers)
+        limiter, reservations = _shared_state(settings)
+        run_seconds = settings.limits.run.run_deadline_seconds + 60
+        meter = Meter(
+            db, settings.balance, PriceBook(settings.pricing), reservations, run_seconds
+        )
         return cls(
             settings=settings,
             db=db,
@@ -39,18 +57,31 @@ class Services:
             access=AgentAccess(db, settings.interface.remote_agents),
             providers=providers,
             runner=AgentRunner(providers, settings.limits.run),
-            meter=Meter(db, settings.balance, PriceBook(settings.pricing)),
+            meter=meter,
+            gate=Gate(meter, limiter, settings.limits),
+            secret=server_secret(settings),
         )
 
     def start_background(self) -> None:
-        self._tasks.append(asyncio.create_task(self.keys.run_flusher()))
+        self._tasks.append(asyncio.create_task(self.keys.run_background()))
 
     async def close(self) -> None:
+        await self.background.close()
         for task in self._tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.keys.flush_last_used()
+        await self.gate.limiter.aclose()
         for provider in self.providers.values():
             await provider.aclose()
         await self.db.dispose()
+
+
+def _shared_state(settings: Settings) -> tuple[RateLimiter, ReservationStore]:
+    """Rate limits and balance reservations: in Redis when configured (several workers
+    or hosts), else in this process (one worker)."""
+    if settings.redis_url is None:
+        return MemoryRateLimiter(), MemoryReservations()
+    redis, health = connect(settings.redis_url), RedisHealth()
+    return FallbackRateLimiter(redis, health), FallbackReservations(redis, health)

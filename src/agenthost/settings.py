@@ -13,12 +13,24 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings.exceptions import SettingsError
 
 from agenthost.errors import ConfigError
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG", "TRACE")
 _PLACEHOLDER_SECRETS = {"changeme", "change-me", "secret", "replace-me", "xxx"}
 
 
@@ -92,14 +104,35 @@ class McpServerSettings(_Section):
     args: list[str] = Field(default_factory=list)
     env: dict[str, str] = Field(default_factory=dict)
     url: str | None = None
-    headers: dict[str, str] = Field(default_factory=dict)
-    timeout_seconds: float = Field(30.0, gt=0)
+    headers: dict[str, str] = Field(
+        default_factory=dict,
+        description="streamable_http: request headers; {user.id} and {user.email} are "
+        "replaced by the calling user's (one pooled connection per user then)",
+    )
+    timeout_seconds: float = Field(30.0, gt=0, description="connect, list and per-call cap")
+    tools_ttl_seconds: float = Field(300.0, gt=0, description="how long a tool list is cached")
+
+    @model_validator(mode="after")
+    def _check_target(self) -> McpServerSettings:
+        if self.transport == "stdio" and not self.command:
+            raise ValueError("a stdio server needs 'command'")
+        if self.transport == "streamable_http" and not self.url:
+            raise ValueError("a streamable_http server needs 'url'")
+        return self
 
 
 class RateLimit(_Section):
     requests_per_minute: int | None = Field(None, ge=1)
     tokens_per_minute: int | None = Field(None, ge=1)
     concurrent_requests: int | None = Field(None, ge=1)
+
+
+class KeyRateLimit(RateLimit):
+    """Per-key limits; a key left out of the file keeps its default (not "unlimited")."""
+
+    requests_per_minute: int | None = Field(120, ge=1)
+    tokens_per_minute: int | None = Field(200_000, ge=1)
+    concurrent_requests: int | None = Field(8, ge=1)
 
 
 class RunLimits(_Section):
@@ -110,11 +143,7 @@ class RunLimits(_Section):
 
 
 class LimitSettings(_Section):
-    per_key: RateLimit = Field(
-        default_factory=lambda: RateLimit(
-            requests_per_minute=120, tokens_per_minute=200_000, concurrent_requests=8
-        )
-    )
+    per_key: KeyRateLimit = Field(default_factory=KeyRateLimit)
     per_user: RateLimit = Field(default_factory=RateLimit)
     max_body_bytes: int = Field(3_145_728, ge=1024)
     run: RunLimits = Field(default_factory=RunLimits)
@@ -153,6 +182,32 @@ class Settings(BaseSettings):
     mcp_servers: dict[str, McpServerSettings] = Field(default_factory=dict)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     bootstrap: BootstrapSettings = Field(default_factory=BootstrapSettings)
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        drivers = {"sqlite+aiosqlite", "postgresql+asyncpg"}
+        try:
+            scheme = make_url(value).drivername
+        except ArgumentError as exc:
+            raise ValueError(f"{value!r} is not a database URL") from exc
+        if scheme not in drivers:
+            raise ValueError("use sqlite+aiosqlite:///FILE or postgresql+asyncpg://USER@HOST/DB")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^(redis|rediss|unix)://", value):
+            raise ValueError("use redis://HOST:PORT/DB (or rediss://, unix://)")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _check_log_level(cls, value: str) -> str:
+        if value.upper() not in _LOG_LEVELS:
+            raise ValueError(f"use one of {', '.join(_LOG_LEVELS)}")
+        return value.upper()
 
     @field_validator("secret_key")
     @classmethod
@@ -226,7 +281,7 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
         except FileNotFoundError as exc:
             raise ConfigError(f"config error: file {file} not found") from exc
         except yaml.YAMLError as exc:
-            raise ConfigError(f"config error: {file} is not valid YAML: {exc}") from exc
+            raise ConfigError(f"config error: {file} is not valid YAML{_yaml_where(exc)}") from exc
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"config error: {file} must hold a mapping at the top level")
         data = _interpolate(loaded or {}, "")
@@ -235,3 +290,14 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
         return Settings(**data)
     except ValidationError as exc:
         raise ConfigError(_describe(exc)) from exc
+    except SettingsError as exc:  # an environment override that is not valid JSON
+        raise ConfigError(f"config error: {exc}") from exc
+
+
+def _yaml_where(error: yaml.YAMLError) -> str:
+    """` (line L, column C): problem` on one line, however the parser phrased it."""
+    if not isinstance(error, yaml.MarkedYAMLError):
+        return ": " + " ".join(str(error).split())
+    mark = error.problem_mark
+    where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+    return f"{where}: {error.problem or error.context or 'unreadable'}"

@@ -15,6 +15,7 @@ from tests.fakes.process import start_process, stop_process
 
 from agenthost.conversation import (
     AudioPart,
+    ContentPart,
     FilePart,
     ImagePart,
     Message,
@@ -126,9 +127,6 @@ def closed_port() -> int:
     return port
 
 
-# --- streams --------------------------------------------------------------------------
-
-
 async def test_text_stream_yields_deltas_then_usage_then_one_finish(fake: Fake) -> None:
     events = await collect(fake.provider(), ask("say hello please"))
 
@@ -190,8 +188,8 @@ async def test_tool_result_turn_sends_tool_messages_and_gets_an_answer(fake: Fak
     assert text_of(events) == "tool said: sunny, 21C"
     assert events[-1] == Finish("stop")
     sent = (await fake.requests())[-1]["body"]["messages"]
-    wire_call = {"id": "call_abc", "type": "function", "function": {"name": "get_weather"}}
-    wire_call["function"]["arguments"] = call.arguments  # type: ignore[index]
+    function = {"name": "get_weather", "arguments": call.arguments}
+    wire_call = {"id": "call_abc", "type": "function", "function": function}
     assert sent[1] == {"role": "assistant", "content": None, "tool_calls": [wire_call]}
     assert sent[2] == {"role": "tool", "content": "sunny, 21C", "tool_call_id": "call_abc"}
 
@@ -293,10 +291,11 @@ async def test_tools_and_a_named_tool_choice_are_mapped(fake: Fake) -> None:
 
 
 async def test_messages_parts_and_headers_are_mapped(fake: Fake) -> None:
-    media = [
+    pdf = "data:application/pdf;base64,QQ=="
+    media: list[ContentPart] = [
         TextPart("look: "),
         ImagePart("data:image/png;base64,AAAA"),
-        FilePart(filename="a.pdf", file_data="data:application/pdf;base64,QQ=="),
+        FilePart(filename="a.pdf", file_data=pdf),
         AudioPart(data="UklGRg==", format="wav"),
     ]
     messages = [
@@ -315,7 +314,7 @@ async def test_messages_parts_and_headers_are_mapped(fake: Fake) -> None:
     assert sent_messages[2]["content"] == [
         {"type": "text", "text": "look: "},
         {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA", "detail": "auto"}},
-        {"type": "file", "file": {"filename": "a.pdf", "file_data": media[2].file_data}},
+        {"type": "file", "file": {"filename": "a.pdf", "file_data": pdf}},
         {"type": "input_audio", "input_audio": {"data": "UklGRg==", "format": "wav"}},
     ]
     assert sent_messages[4]["content"] == "one two"
@@ -443,9 +442,6 @@ async def test_a_refused_connection_is_upstream_unavailable(fake: Fake) -> None:
     assert "cannot reach upstream" in str(caught.value)
 
 
-# --- cancellation ---------------------------------------------------------------------
-
-
 async def wait_for_outcome(fake: Fake, timeout: float = 2.0) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -483,9 +479,6 @@ async def test_cancelling_the_consumer_task_closes_the_upstream_connection(fake:
         await task
 
     assert await wait_for_outcome(fake) == "disconnected"
-
-
-# --- health and configuration ---------------------------------------------------------
 
 
 async def test_health_reports_ok_and_unreachable_without_raising(fake: Fake) -> None:

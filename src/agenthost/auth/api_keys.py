@@ -1,8 +1,12 @@
 """API keys: `sk-` + 64 hex characters, stored as SHA-256 with an 8-character prefix.
 
-Lookups are cached in-process for a short time (revocation drops the entry at once,
-and other workers hear of it through `invalidate`). Last-used times are batched: at
-most one write per key per minute, flushed in the background, never on the hot path.
+Lookups are cached in-process for `CACHE_TTL`. A revocation in this process drops the
+entry at once (`invalidate`); one made elsewhere (the CLI, another worker or host) is
+picked up by a background poll of recently revoked keys, so a revoked key is refused
+everywhere within `REVOCATION_POLL` seconds plus one query. Other changes made in another
+process (a disabled user, a new role) apply when the cached entry expires.
+Last-used times are batched: at most one write per key per minute, flushed in the
+background, never on the hot path.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from agenthost.auth.principal import Principal
 from agenthost.errors import AuthenticationFailed
@@ -27,7 +31,11 @@ log = logging.getLogger(__name__)
 
 KEY_PREFIX = "sk-"
 LAST_USED_INTERVAL = 60.0
+LAST_USED_FLUSH = 5.0
 CACHE_TTL = 30.0
+REVOCATION_POLL = 2.0
+# Revocation times come from other hosts' clocks: look back far enough to absorb skew.
+REVOCATION_LOOKBACK = timedelta(seconds=120)
 
 
 def generate_key() -> tuple[str, str, str]:
@@ -68,6 +76,7 @@ class KeyAuthenticator:
         self._cache: dict[str, _CachedKey] = {}
         self._last_recorded: dict[str, float] = {}
         self._pending_used: dict[str, datetime] = {}
+        self._revocations_seen_at = utcnow()
 
     async def authenticate(self, token: str | None) -> Principal:
         if not token:
@@ -147,7 +156,27 @@ class KeyAuthenticator:
         except Exception:  # a lost last-used time must never fail a request
             log.warning("could not record API key last-used times", exc_info=True)
 
-    async def run_flusher(self, interval: float = 5.0) -> None:
+    async def sync_revocations(self) -> None:
+        """Drop cached entries of keys that were revoked by another process."""
+        since = self._revocations_seen_at - REVOCATION_LOOKBACK
+        checked_at = utcnow()
+        try:
+            async with self._db.session() as session:
+                revoked = set(await key_repo.revoked_since(session, since))
+        except Exception:  # keep serving; the next poll retries
+            log.warning("could not check for revoked API keys", exc_info=True)
+            return
+        self._revocations_seen_at = checked_at
+        for key_hash, entry in list(self._cache.items()):
+            if not entry.revoked and entry.principal.key_id in revoked:
+                del self._cache[key_hash]
+
+    async def run_background(self) -> None:
+        """Poll for revocations every `REVOCATION_POLL` s; flush last-used times."""
+        flushed_at = self._clock()
         while True:
-            await asyncio.sleep(interval)
-            await self.flush_last_used()
+            await asyncio.sleep(REVOCATION_POLL)
+            await self.sync_revocations()
+            if self._clock() - flushed_at >= LAST_USED_FLUSH:
+                flushed_at = self._clock()
+                await self.flush_last_used()

@@ -1,6 +1,7 @@
 """Who may do what with remote agents, and which agents a key may call.
 
-Role permissions come from `interface.remote_agents` (admins have all). An agent is
+Role permissions come from `interface.remote_agents`, overridden per role by admins in
+the web interface (table `role_permissions`); admins have all. An agent is
 callable when the key's user owns it or holds a grant (user, role or public) and the
 key's agent scope, if any, includes it. Anything else looks exactly like a missing agent.
 """
@@ -17,8 +18,11 @@ from agenthost.settings import RemoteAgentPermissions
 from agenthost.storage.database import Database
 from agenthost.storage.models import Agent
 from agenthost.storage.repositories import agents as agent_repo
+from agenthost.storage.repositories import role_permissions as role_repo
 
 AGENT_CACHE_TTL = 5.0
+# Admin overrides (web UI) reach other workers within this many seconds.
+OVERRIDES_TTL = 5.0
 
 
 @dataclass(slots=True, frozen=True)
@@ -68,14 +72,34 @@ class AgentAccess:
         self._db = db
         self.permissions = permissions
         self._cache: dict[tuple[str, str, str], tuple[float, AgentSpec | None]] = {}
+        self._overrides: dict[str, RolePermissions] = {}
+        self._overrides_at = float("-inf")
+
+    def role_permissions(self, role: str) -> RolePermissions:
+        """Effective permissions: admins have all; else an admin override or the config."""
+        if role != "admin" and role in self._overrides:
+            return self._overrides[role]
+        return permissions_for(role, self.permissions)
+
+    async def refresh_overrides(self, force: bool = False) -> None:
+        if not force and time.monotonic() - self._overrides_at < OVERRIDES_TTL:
+            return
+        async with self._db.session() as session:
+            rows = await role_repo.list_all(session)
+        self._overrides = {
+            r.role: RolePermissions(use=r.use, create=r.create, share=r.share, public=r.public)
+            for r in rows
+        }
+        self._overrides_at = time.monotonic()
 
     def require_use(self, principal: Principal) -> None:
-        if not permissions_for(principal.role, self.permissions).use:
+        if not self.role_permissions(principal.role).use:
             raise PermissionDenied(
                 "Remote agent access is not enabled for your role.", code="remote_agents_disabled"
             )
 
     async def resolve(self, principal: Principal, agent_id: str) -> AgentSpec:
+        await self.refresh_overrides()
         self.require_use(principal)
         if not principal.key_allows(agent_id):
             raise model_not_found(agent_id)
@@ -95,6 +119,7 @@ class AgentAccess:
         return spec
 
     async def list_callable(self, principal: Principal) -> list[AgentSpec]:
+        await self.refresh_overrides()
         self.require_use(principal)
         async with self._db.session() as session:
             rows = await agent_repo.list_callable(session, principal.user_id, principal.role)

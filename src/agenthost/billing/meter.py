@@ -1,27 +1,38 @@
 """Admission against balances before a run, and settlement into the ledger after it.
 
-Before contacting the upstream, a run's cost is estimated (prompt tokens counted
-locally plus a reserve for output) and held as a reservation; if the balance minus
-the reservations already held cannot cover it, the request fails with 402 and nothing
-is sent upstream. Settlement writes one transaction per model call and the balance
-change in the same database transaction, exactly once per run.
+Admission estimates the run's cost (prompt tokens counted locally plus the output
+reserve) and holds it as a reservation. It first adds the reservation (learning what the
+user's other runs hold), then reads the balance, and backs out if
+`balance - others < estimate`. Settlement commits the charge to the database *before* it
+drops the reservation. With that order a concurrent admission can count a finishing run
+twice (its reservation and its charge) but never zero times, so N concurrent runs cannot
+overdraw a balance by more than what runs use beyond their own estimate.
+
+Settlement writes one transaction per model call and the balance change in the same
+database transaction, exactly once per run. A crash mid-run writes nothing and its
+reservation expires with the run deadline.
+
+The hot path costs one indexed balance read and one reservation round trip; the only
+write is the settle. A balance row is created (`start_balance`) the first time a user
+is seen, and auto-refill is applied when due, both on that same read.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections import defaultdict
-from dataclasses import dataclass, field
+import secrets
+from dataclasses import dataclass, replace
+from datetime import UTC, timedelta
 
 from agenthost.auth.principal import Principal
 from agenthost.billing.pricing import PriceBook, cost
+from agenthost.billing.reservations import Reservation, ReservationStore
 from agenthost.conversation import AgentSpec
 from agenthost.errors import InsufficientBalance
 from agenthost.events import StepFinished, Usage
-from agenthost.settings import BalanceSettings
+from agenthost.settings import BalanceSettings, parse_duration
 from agenthost.storage.database import Database
-from agenthost.storage.models import Transaction
+from agenthost.storage.models import Transaction, utcnow
 from agenthost.storage.repositories import balances
 
 log = logging.getLogger(__name__)
@@ -29,35 +40,76 @@ log = logging.getLogger(__name__)
 
 @dataclass(slots=True)
 class Admission:
+    """A run let in: what it reserved, and its prompt estimate for usage-less calls."""
+
     principal: Principal
     agent: AgentSpec
     reserved: int
+    prompt_tokens: int
+    reservation: Reservation | None = None
     settled: bool = False
-    steps: list[StepFinished] = field(default_factory=list)
+
+
+async def open_balance(db: Database, user_id: str, settings: BalanceSettings) -> int:
+    """The user's credits, creating the balance or applying a due refill first.
+
+    Call it wherever a user is seen (API, web UI, CLI).
+    """
+    async with db.session() as session:
+        state = await balances.read(session, user_id)
+        if state is None:
+            await balances.ensure(session, user_id, settings.start_balance)
+            state = await balances.read(session, user_id)
+            assert state is not None
+        if _refill_due(state, settings):
+            interval = timedelta(seconds=parse_duration(settings.auto_refill.interval))
+            refilled = await balances.refill_if_due(
+                session, user_id, settings.auto_refill.amount, interval
+            )
+            if refilled is not None:
+                return refilled
+        return state.credits
+
+
+def _refill_due(state: balances.BalanceState, settings: BalanceSettings) -> bool:
+    refill = settings.auto_refill
+    if not refill.enabled or refill.amount <= 0:
+        return False
+    if state.last_refill_at is None:
+        return True
+    last = state.last_refill_at
+    if last.tzinfo is None:  # SQLite hands back naive UTC
+        last = last.replace(tzinfo=UTC)
+    return utcnow() - last >= timedelta(seconds=parse_duration(refill.interval))
 
 
 class Meter:
-    def __init__(self, db: Database, settings: BalanceSettings, prices: PriceBook) -> None:
+    """Admits runs against balances and settles their usage into the ledger."""
+
+    def __init__(
+        self,
+        db: Database,
+        settings: BalanceSettings,
+        prices: PriceBook,
+        reservations: ReservationStore,
+        reservation_seconds: float,
+    ) -> None:
         self._db = db
         self._settings = settings
         self.prices = prices
-        self._known_users: set[str] = set()
-        self._reserved: dict[str, int] = defaultdict(int)
-        self._lock = asyncio.Lock()
+        self._reservations = reservations
+        self._reservation_seconds = reservation_seconds
 
     @property
     def enabled(self) -> bool:
         return self._settings.enabled
 
-    async def ensure_balance(self, user_id: str) -> None:
-        """Create the user's balance at `start_balance` the first time they are seen."""
-        if user_id in self._known_users:
-            return
-        async with self._db.session() as session:
-            await balances.ensure(session, user_id, self._settings.start_balance)
-        self._known_users.add(user_id)
+    @property
+    def output_reserve_tokens(self) -> int:
+        return self._settings.output_reserve_tokens
 
     def estimate(self, agent: AgentSpec, prompt_tokens: int, max_output: int | None) -> int:
+        """Credits for the prompt and the output reserve (`max_output_tokens` if set)."""
         rates = self.prices.rates_for(agent.model)
         output = max_output or self._settings.output_reserve_tokens
         return cost(Usage(input_tokens=prompt_tokens, output_tokens=output), rates)
@@ -65,48 +117,62 @@ class Meter:
     async def admit(
         self, principal: Principal, agent: AgentSpec, prompt_tokens: int, max_output: int | None
     ) -> Admission:
+        """Reserve the run's estimate, or raise `InsufficientBalance` (reserving nothing)."""
         if not self.enabled:
-            return Admission(principal, agent, 0)
-        await self.ensure_balance(principal.user_id)
+            return Admission(principal, agent, 0, prompt_tokens)
         needed = self.estimate(agent, prompt_tokens, max_output)
-        async with self._lock:
-            async with self._db.session() as session:
-                credits = await balances.get_credits(session, principal.user_id) or 0
-            available = credits - self._reserved[principal.user_id]
-            if available < needed or credits <= 0:
-                raise InsufficientBalance(
-                    f"Your balance ({credits} credits, {available} available) cannot cover this "
-                    f"request (estimated {needed} credits).",
-                    code="insufficient_balance",
-                )
-            self._reserved[principal.user_id] += needed
-        return Admission(principal, agent, needed)
+        reservation, others = await self._reservations.hold(
+            principal.user_id, secrets.token_hex(8), needed, self._reservation_seconds
+        )
+        try:
+            credits = await open_balance(self._db, principal.user_id, self._settings)
+        except BaseException:
+            await self._reservations.release(reservation)
+            raise
+        available = credits - others
+        if available < max(needed, 1):
+            await self._reservations.release(reservation)
+            raise InsufficientBalance(
+                f"Your balance ({credits} credits, {max(available, 0)} not held by running "
+                f"requests) cannot cover this request (estimated {needed} credits).",
+                code="insufficient_balance",
+            )
+        return Admission(principal, agent, needed, prompt_tokens, reservation)
 
     async def settle(
         self, admission: Admission, steps: list[StepFinished], request_id: str
     ) -> None:
-        """Charge each model call once; release the reservation. Safe to call twice."""
+        """Charge each model call once, then drop the reservation. Safe to call twice."""
         if admission.settled:
             return
         admission.settled = True
-        user_id = admission.principal.user_id
-        self._reserved[user_id] -= admission.reserved
-        if not self.enabled or not steps:
-            return
-        rows = [self._transaction(admission, step, request_id) for step in steps]
         try:
-            async with self._db.session() as session:
-                for row in rows:
-                    await balances.apply(session, row)
+            if steps:
+                rows = [self._transaction(admission, step, request_id) for step in steps]
+                await self._write(admission.principal.user_id, rows)
         except Exception:
             log.exception("ledger settle failed for %s", request_id)
             raise
+        finally:
+            if admission.reservation is not None:
+                await self._reservations.release(admission.reservation)
+
+    async def _write(self, user_id: str, rows: list[Transaction]) -> None:
+        async with self._db.session() as session:
+            if self.enabled:
+                await balances.apply_many(session, user_id, rows)
+            else:
+                session.add_all(rows)
 
     def _transaction(
         self, admission: Admission, step: StepFinished, request_id: str
     ) -> Transaction:
         rates = self.prices.rates_for(step.model)
         usage = step.usage
+        if usage.input_tokens == 0 and usage.output_tokens > 0:
+            # The upstream reported no usage (abandoned or usage-less stream): the prompt
+            # was still read, so charge its local estimate.
+            usage = replace(usage, input_tokens=admission.prompt_tokens)
         return Transaction(
             user_id=admission.principal.user_id,
             kind="usage",
@@ -120,5 +186,6 @@ class Meter:
             output_tokens=usage.output_tokens,
             reasoning_tokens=usage.reasoning_tokens,
             rates=rates.as_dict(),
-            credits=-cost(usage, rates),
+            credits=-cost(usage, rates) if self.enabled else 0,
+            note=None if self.enabled else "balance disabled",
         )

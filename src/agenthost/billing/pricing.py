@@ -7,6 +7,7 @@ configured prefix (`gpt-4o-mini-2024-07-18` → `gpt-4o-mini`), else the default
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 
 from agenthost.events import Usage
 from agenthost.settings import Price
@@ -33,7 +34,8 @@ class Rates:
 
 
 def _usd(value: float) -> int:
-    return round(value * CREDITS_PER_USD)
+    # Through the decimal text of the price, so 0.075 becomes exactly 75000, not 74999.99….
+    return int((Decimal(str(value)) * CREDITS_PER_USD).to_integral_value())
 
 
 def rates_from_price(price: Price) -> Rates:
@@ -64,8 +66,13 @@ DEFAULT_PRICE = Price(input=1.0, output=4.0)
 
 
 class PriceBook:
+    """Rates per model: config over built-in defaults, longest prefix wins.
+
+    A `default` entry in the config replaces the rate for unknown models.
+    """
+
     def __init__(self, configured: dict[str, Price], default: Price = DEFAULT_PRICE) -> None:
-        merged = {**BUILT_IN, **configured}
+        merged = {**BUILT_IN, **{k: v for k, v in configured.items() if k != "default"}}
         self._rates = {model: rates_from_price(price) for model, price in merged.items()}
         # Longest prefix first so the most specific entry wins.
         self._order = sorted(self._rates, key=len, reverse=True)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import sys
+from typing import NoReturn
 
 import typer
+from typer.exceptions import TyperException
 
 from agenthost.cli import agents, balance, keys, serve, users  # noqa: F401  (register commands)
 from agenthost.cli.base import CommandError, app
@@ -13,21 +15,26 @@ from agenthost.errors import AgentHostError
 __all__ = ["app", "main"]
 
 
+def _fail(message: str, code: int) -> NoReturn:
+    # Only the first line: library errors (SQL, YAML) can run to many lines.
+    first = next((line.strip() for line in message.splitlines() if line.strip()), "failed")
+    sys.stderr.write(f"error: {first}\n")
+    sys.exit(code)
+
+
 def main() -> None:
     try:
         app(standalone_mode=False)
     except (AgentHostError, CommandError) as exc:
-        message = exc.message if isinstance(exc, AgentHostError) else str(exc)
-        sys.stderr.write(f"error: {message}\n")
-        sys.exit(1)
+        _fail(exc.message if isinstance(exc, AgentHostError) else str(exc), 1)
     except (typer.Abort, KeyboardInterrupt):
         sys.stderr.write("aborted\n")
         sys.exit(130)
-    except Exception as exc:  # click usage errors and the like
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        sys.stderr.write(f"error: {exc}\n")
-        sys.exit(1)
+    except TyperException as exc:  # usage errors: a missing or malformed argument
+        code = int(getattr(exc, "exit_code", 2))
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        if not message:  # a group called without a command: its help is already shown
+            sys.exit(code)
+        _fail(f"{message} (see --help)", code)
+    except Exception as exc:
+        _fail(f"{type(exc).__name__}: {exc}", 1)

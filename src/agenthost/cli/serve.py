@@ -24,10 +24,14 @@ def serve(
     import uvicorn
 
     from agenthost import bootstrap
+    from agenthost.providers.registry import build_provider
 
     cfg = settings()  # a bad config stops here, before anything listens
 
     async def prepare(cfg: Settings) -> None:
+        # Providers check their own settings when built: fail here, not in a worker.
+        for name, provider_settings in cfg.providers.items():
+            await build_provider(name, provider_settings).aclose()
         first = await bootstrap.first_start(db(), cfg)
         if first is not None:
             sys.stderr.write(bootstrap.announce(first) + "\n")

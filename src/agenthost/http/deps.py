@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from agenthost.auth import sessions
 from agenthost.auth.principal import Principal
 from agenthost.services import Services
 
@@ -27,7 +28,20 @@ def bearer_token(request: Request) -> str | None:
 
 
 async def get_principal(request: Request, services: ServicesDep) -> Principal:
-    principal = await services.keys.authenticate(bearer_token(request))
+    token = bearer_token(request)
+    if token is None and sessions.COOKIE_NAME in request.cookies:
+        # Same-origin browser scripts (the web playground) call with the session cookie
+        # plus the CSRF header instead of a key.
+        found = await sessions.session_principal(
+            services.db,
+            sessions.codec_for(request.app.state),
+            request.cookies.get(sessions.COOKIE_NAME),
+            request.headers.get(sessions.CSRF_HEADER),
+        )
+        if found is not None:
+            request.state.principal = found
+            return found
+    principal = await services.keys.authenticate(token)
     request.state.principal = principal
     return principal
 

@@ -79,11 +79,12 @@ def validation_error(exc: ValidationError | RequestValidationError) -> Response:
         return json_error(400, error_payload(message, "invalid_request_error", "invalid_json"))
     param = _param(tuple(first.get("loc", ())))
     code = "unknown_parameter" if first.get("type") == "extra_forbidden" else "invalid_value"
-    message = (
-        f"Unrecognized request argument supplied: {param}"
-        if code == "unknown_parameter"
-        else f"Invalid value for '{param}': {first.get('msg')}"
-    )
+    if code == "unknown_parameter":
+        message = f"Unrecognized request argument supplied: {param}"
+    elif param is None:
+        message = f"Invalid request body: {first.get('msg')}"
+    else:
+        message = f"Invalid value for '{param}': {first.get('msg')}"
     return json_error(400, error_payload(message, "invalid_request_error", code, param))
 
 
@@ -92,8 +93,13 @@ def _request_validation(_: Request, exc: Exception) -> Response:
     return validation_error(exc)
 
 
-def _http_error(_: Request, exc: Exception) -> Response:
+def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
+    html_error = getattr(request.app.state, "html_error", None)
+    if html_error is not None and not request.url.path.startswith("/api/"):
+        # Web pages get HTML error pages; the API keeps its JSON shape.
+        response: Response = html_error(request, exc.status_code)
+        return response
     if exc.status_code == 404:
         payload = error_payload("Unknown route.", "not_found_error", "not_found")
     elif exc.status_code == 405:

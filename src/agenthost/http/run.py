@@ -17,7 +17,7 @@ import anyio
 from starlette.requests import Request
 
 from agenthost.auth.principal import Principal
-from agenthost.billing.meter import Admission
+from agenthost.billing.gate import Pass
 from agenthost.conversation import AgentSpec, RunRequest
 from agenthost.errors import AgentHostError
 from agenthost.events import RunEvent, StepFinished, Usage
@@ -26,17 +26,16 @@ from agenthost.services import Services
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-CHARS_PER_TOKEN = 4
-
-
-def estimate_prompt_tokens(request: RunRequest) -> int:
-    chars = len(request.instructions or "")
-    for message in request.messages:
-        chars += len(message.text()) + sum(len(c.arguments) for c in message.tool_calls)
-    return chars // CHARS_PER_TOKEN + 1
+CHARS_PER_TOKEN = 4  # as the runtime estimates output it has seen without usage
 
 
 class Execution:
+    """One run behind a request: the budget gate, the run, and settlement exactly once.
+
+    After `start()`, `headers` holds the `x-ratelimit-*` headers to send with a
+    successful response (empty when no rate limit applies to the request).
+    """
+
     def __init__(
         self,
         services: Services,
@@ -51,21 +50,19 @@ class Execution:
         self.request = request
         self.request_id = request_id
         self.state = RunState()
-        self._admission: Admission | None = None
+        self.headers: dict[str, str] = {}
+        self._pass: Pass | None = None
         self._events: AsyncIterator[RunEvent] | None = None
         self._first: RunEvent | None = None
 
     async def start(self) -> None:
-        """Admit and run until the first event; errors here are ordinary HTTP errors."""
-        meter = self.services.meter
-        self._admission = await meter.admit(
-            self.principal,
-            self.agent,
-            estimate_prompt_tokens(self.request),
-            self.request.max_output_tokens,
-        )
-        self._events = self.services.runner.run(self.agent, self.request, self.state)
+        """Pass the gate (429, 402) and run until the first event; errors here are
+        ordinary HTTP errors, and nothing reaches the upstream unless the gate passed."""
+        gate = self.services.gate
+        self._pass = await gate.enter(self.principal, self.agent, self.request)
+        self.headers = self._pass.headers
         try:
+            self._events = self.services.runner.run(self.agent, self.request, self.state)
             self._first = await anext(self._events)
         except BaseException:
             await self.close()
@@ -89,10 +86,10 @@ class Execution:
                     await events.aclose()  # type: ignore[attr-defined]
                 except Exception:
                     log.debug("run closed with an error", exc_info=True)
-            admission, self._admission = self._admission, None
-            if admission is not None:
+            passed, self._pass = self._pass, None
+            if passed is not None:
                 self._record_pending_output()
-                await self.services.meter.settle(admission, self.state.steps, self.request_id)
+                await self.services.gate.leave(passed, self.state.steps, self.request_id)
 
     def _record_pending_output(self) -> None:
         """Text of a model call cut off before its usage arrived is charged by estimate."""

@@ -39,5 +39,5 @@ class Provider(ABC):
     async def health(self) -> ProviderHealth:
         return ProviderHealth(ok=True, detail="ready")
 
-    async def aclose(self) -> None:
+    async def aclose(self) -> None:  # noqa: B027 - optional hook, nothing to release by default
         """Release pooled connections, threads and models."""

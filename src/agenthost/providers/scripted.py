@@ -188,7 +188,7 @@ class ScriptedProvider(Provider):
 
     def __init__(self, name: str, config: ProviderSettings) -> None:
         super().__init__(name)
-        self.script = load_script(name, config.script)
+        self._script = load_script(name, config.script)
 
     def supports_json_schema(self) -> bool:
         return False
@@ -203,7 +203,7 @@ class ScriptedProvider(Provider):
         if plan.fail == "before_first_token":
             raise UpstreamUnavailable(
                 f"scripted provider {self.name} failed before the first token",
-                status=self.script.fail_status,
+                status=self._script.fail_status,
             )
         cut = max(1, len(plan.events) // 2) if plan.fail == "mid_stream" else None
         for number, event in enumerate(plan.events):
@@ -214,7 +214,7 @@ class ScriptedProvider(Provider):
             yield event
         if cut is not None:
             raise ProviderError(
-                f"scripted provider {self.name} failed mid-stream", status=self.script.fail_status
+                f"scripted provider {self.name} failed mid-stream", status=self._script.fail_status
             )
         yield UsageReport(self._usage(request, plan), model=request.model)
         yield Finish(plan.finish)
@@ -222,7 +222,7 @@ class ScriptedProvider(Provider):
     def _plan(self, request: ModelRequest) -> _Plan:
         users = [m for m in request.messages if m.role == "user"]
         found = _parse_directives(users[-1].text() if users else "")
-        script = self.script
+        script = self._script
         sleep_ms = found.sleep_ms if found.sleep_ms is not None else script.ttft_ms
         plan = _Plan(fail=found.fail or script.fail, ttft=sleep_ms / 1000, itl=script.itl_ms / 1000)
         results = _trailing_tool_results(request.messages)
@@ -244,7 +244,7 @@ class ScriptedProvider(Provider):
         return plan
 
     def _usage(self, request: ModelRequest, plan: _Plan) -> Usage:
-        fixed = self.script.usage
+        fixed = self._script.usage
         if fixed is not None:
             return Usage(**fixed.model_dump())
         return Usage(

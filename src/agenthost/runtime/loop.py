@@ -1,7 +1,11 @@
 """The agent loop: model → server tools → model … until an answer, a caller call or a limit.
 
 `AgentRunner.run` yields `RunEvent`s. Caller-side tool calls are passed through and end the
-run; server-side calls are run here (in parallel) and reported as `ServerTool*` events.
+run; server-side calls are run here (in parallel unless `parallel_tool_calls` is false) and
+reported as `ServerTool*` events, never as calls for the caller. A model step that asks for
+both kinds runs its server calls (their events are emitted, so a stored response keeps
+them) and then ends the run with the caller's calls. Limits (steps, deadline, argument
+bytes, `max_tool_calls`) end the run as `incomplete` with a reason; nothing waits forever.
 `RunState` records usage as it arrives so the caller can settle the ledger even when the
 client goes away mid-run.
 """
@@ -9,23 +13,22 @@ client goes away mid-run.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from dataclasses import dataclass, field
+from typing import cast
 
 from agenthost.conversation import (
     AgentSpec,
     Message,
     ModelRequest,
     RunRequest,
-    TextPart,
     ToolCall,
     ToolChoice,
 )
-from agenthost.errors import InvalidRequest, UpstreamUnavailable
+from agenthost.errors import UpstreamTimeout, UpstreamUnavailable
 from agenthost.events import (
     Finish,
-    FinishReason,
     ModelEvent,
     ReasoningDelta,
     RunEvent,
@@ -41,8 +44,19 @@ from agenthost.events import (
     UsageReport,
 )
 from agenthost.providers.base import Provider
+from agenthost.runtime import structured
 from agenthost.runtime.context import initial_messages, model_request
-from agenthost.runtime.tools import NoServerTools, ServerTool, ServerTools, ToolResult
+from agenthost.runtime.limits import limits_for
+from agenthost.runtime.steps import (
+    LimitReached,
+    Step,
+    assistant_message,
+    check_caller_tools,
+    finished,
+    offered_tools,
+    tool_message,
+)
+from agenthost.runtime.tools import Caller, NoServerTools, ServerTool, ServerTools, ToolResult
 from agenthost.settings import RunLimits
 
 CHARS_PER_TOKEN = 4  # a documented estimate, used only when an upstream reports no usage
@@ -65,17 +79,31 @@ class RunState:
 
 
 @dataclass(slots=True)
-class _Step:
-    text: list[str] = field(default_factory=list)
-    reasoning: list[str] = field(default_factory=list)
-    server_calls: list[tuple[ServerTool, ToolCall]] = field(default_factory=list)
-    caller_calls: list[ToolCall] = field(default_factory=list)
-    usage: Usage | None = None
-    model: str | None = None
-    finish: FinishReason = "stop"
+class _Run:
+    """Everything one run carries from step to step."""
+
+    agent: AgentSpec
+    request: RunRequest
+    provider: Provider
+    server: dict[str, ServerTool]
+    limits: RunLimits
+    state: RunState
+    deadline: float
+    messages: list[Message]
+    tool_choice: ToolChoice
+    server_calls_made: int = 0
+
+    def next_call(self) -> ModelRequest:
+        tools = offered_tools(self.server, self.request, self.tool_choice)
+        return model_request(self.agent, self.request, self.messages, tools, self.tool_choice)
+
+    def incomplete(self, reason: str) -> RunFinished:
+        return RunFinished("incomplete", "length", self.state.usage, reason)
 
 
 class AgentRunner:
+    """Runs agents; one instance per process, shared by every request."""
+
     def __init__(
         self,
         providers: dict[str, Provider],
@@ -94,69 +122,113 @@ class AgentRunner:
             )
         return provider
 
-    async def run(
-        self, agent: AgentSpec, request: RunRequest, state: RunState
-    ) -> AsyncIterator[RunEvent]:
+    async def _prepare(
+        self, agent: AgentSpec, request: RunRequest, state: RunState, caller: Caller | None
+    ) -> _Run:
+        """Everything checked before the first upstream call; errors here are plain 4xx/5xx."""
         provider = self.provider_for(agent)
-        server = {t.spec.name: t for t in await self._server_tools.tools_for(agent)}
-        _check_caller_tools(request, server)
-        messages = initial_messages(agent, request)
-        tool_choice = request.tool_choice or ToolChoice()
-        tools = [t.spec for t in server.values()] + list(request.tools)
-        if tool_choice.mode == "none":
-            tools = []
-        deadline = asyncio.get_running_loop().time() + self._limits.run_deadline_seconds
+        limits = limits_for(self._limits, agent.params)
+        server = {t.spec.name: t for t in await self._server_tools.tools_for(agent, caller)}
+        check_caller_tools(request, server)
+        deadline = asyncio.get_running_loop().time() + limits.run_deadline_seconds
         state.model = agent.model
-        for step_no in range(1, self._limits.max_steps + 1):
-            call = model_request(agent, request, messages, tools, tool_choice)
-            step = _Step()
+        run = _Run(
+            agent,
+            request,
+            provider,
+            server,
+            limits,
+            state,
+            deadline,
+            initial_messages(agent, request),
+            request.tool_choice or ToolChoice(),
+        )
+        structured.check_supported(provider, run.next_call().response_format)
+        return run
+
+    async def run(
+        self,
+        agent: AgentSpec,
+        request: RunRequest,
+        state: RunState,
+        caller: Caller | None = None,
+    ) -> AsyncGenerator[RunEvent, None]:
+        run = await self._prepare(agent, request, state, caller)
+        for step_no in range(1, run.limits.max_steps + 1):
+            call = run.next_call()
+            step = Step()
+            stopped: str | None = None
             try:
-                async with (
-                    asyncio.timeout_at(deadline),
-                    aclosing(self._model_call(provider, call, server, step, state)) as events,
-                ):
+                async with aclosing(self._model_call(run, call, step)) as events:
                     async for event in events:
                         yield event
-            except TimeoutError:
-                yield self._close_step(step_no, agent, step, state)
-                yield RunFinished("incomplete", "length", state.usage, "run_deadline")
+            except LimitReached as limit:
+                stopped = limit.reason
+            yield self._close_step(step_no, run, step)
+            if stopped is None:
+                stopped = self._server_call_limit(run, step, step_no)
+            if stopped is not None:
+                yield run.incomplete(stopped)
                 return
-            yield self._close_step(step_no, agent, step, state)
-            if step.caller_calls or not step.server_calls:
-                yield _finished(step, state)
+            if not step.server_calls:
+                if step.finish == "stop" and not step.caller_calls:
+                    structured.check_output(call.response_format, "".join(step.text))
+                yield finished(step, state.usage)
                 return
-            messages.append(_assistant_message(step))
-            async for event in self._run_server_calls(step.server_calls, messages, deadline):
-                yield event
-            # After server tools ran, a forced choice has been honoured: let the model answer.
-            tool_choice = ToolChoice("auto", tool_choice.allowed)
-        yield RunFinished("incomplete", "length", state.usage, "max_steps")
+            run.messages.append(assistant_message(step))
+            try:
+                async for event in self._run_server_calls(run, step):
+                    yield event
+            except LimitReached as limit:
+                yield run.incomplete(limit.reason)
+                return
+            if step.caller_calls:
+                yield finished(step, state.usage)
+                return
+            # A forced choice has been honoured by the server calls: let the model answer.
+            run.tool_choice = ToolChoice("auto", run.tool_choice.allowed)
+        yield run.incomplete("max_steps")
+
+    @staticmethod
+    def _server_call_limit(run: _Run, step: Step, step_no: int) -> str | None:
+        """Why the step's server calls may not run (None: they may)."""
+        if not step.server_calls:
+            return None
+        if step_no >= run.limits.max_steps and not step.caller_calls:
+            return "max_steps"  # their results could never reach the model
+        limit = run.request.max_tool_calls
+        if limit is not None and run.server_calls_made + len(step.server_calls) > limit:
+            return "max_tool_calls"
+        return None
 
     async def _model_call(
-        self,
-        provider: Provider,
-        call: ModelRequest,
-        server: dict[str, ServerTool],
-        step: _Step,
-        state: RunState,
-    ) -> AsyncIterator[RunEvent]:
-        state.pending_output_chars = 0
+        self, run: _Run, call: ModelRequest, step: Step
+    ) -> AsyncGenerator[RunEvent, None]:
+        """Stream one model call; each wait for the upstream is bounded by the run deadline."""
+        loop = asyncio.get_running_loop()
+        run.state.pending_output_chars = 0
         server_indexes: set[int] = set()
-        async with aclosing(provider.stream(call)) as upstream:
-            async for event in upstream:
-                self._route(event, server, server_indexes, step, state)
-                if _visible(event, server_indexes):
-                    yield event
+        # Providers are async generators; the base class only promises an iterator.
+        stream = cast(AsyncGenerator[ModelEvent, None], run.provider.stream(call))
+        async with aclosing(stream) as upstream:
+            while True:
+                try:
+                    async with asyncio.timeout_at(run.deadline):
+                        event = await anext(upstream)
+                except StopAsyncIteration:
+                    return
+                except TimeoutError as exc:
+                    if loop.time() >= run.deadline:
+                        raise LimitReached("run_deadline") from exc
+                    raise UpstreamTimeout(f"upstream {run.provider.name} timed out") from exc
+                self._route(run, event, server_indexes, step)
+                visible = _visible(event, server_indexes)
+                if visible is not None:
+                    yield visible
 
-    def _route(
-        self,
-        event: ModelEvent,
-        server: dict[str, ServerTool],
-        server_indexes: set[int],
-        step: _Step,
-        state: RunState,
-    ) -> None:
+    def _route(self, run: _Run, event: ModelEvent, server_indexes: set[int], step: Step) -> None:
         """Record one model event in the step (text, calls, usage, finish)."""
+        state = run.state
         if isinstance(event, TextDelta):
             step.text.append(event.text)
             state.pending_output_chars += len(event.text)
@@ -164,96 +236,68 @@ class AgentRunner:
             step.reasoning.append(event.text)
             state.pending_output_chars += len(event.text)
         elif isinstance(event, ToolCallStart):
-            if event.name in server:
+            if event.name in run.server:
                 server_indexes.add(event.index)
         elif isinstance(event, ToolCallDelta):
             state.pending_output_chars += len(event.arguments_delta)
+            step.add_argument_bytes(event.index, event.arguments_delta, run.limits)
         elif isinstance(event, ToolCallEnd):
-            self._check_arguments(event)
-            tool_call = ToolCall(event.call_id, event.name, event.arguments)
-            if event.index in server_indexes:
-                step.server_calls.append((server[event.name], tool_call))
-            else:
-                step.caller_calls.append(tool_call)
+            step.add_call(event, run.server if event.index in server_indexes else {}, run.limits)
         elif isinstance(event, UsageReport):
             step.usage, step.model = event.usage, event.model
         elif isinstance(event, Finish):
             step.finish = event.reason
 
-    def _check_arguments(self, event: ToolCallEnd) -> None:
-        if len(event.arguments.encode()) > self._limits.max_tool_argument_bytes:
-            raise InvalidRequest(
-                f"The model's arguments for tool '{event.name}' exceed "
-                f"{self._limits.max_tool_argument_bytes} bytes.",
-                code="tool_arguments_too_large",
-            )
+    def _close_step(self, step_no: int, run: _Run, step: Step) -> StepFinished:
+        chars = run.state.pending_output_chars
+        usage = step.usage or Usage(output_tokens=-(-chars // CHARS_PER_TOKEN))
+        done = StepFinished(step_no, step.model or run.agent.model, usage)
+        run.state.steps.append(done)
+        run.state.pending_output_chars = 0
+        return done
 
-    def _close_step(
-        self, step_no: int, agent: AgentSpec, step: _Step, state: RunState
-    ) -> StepFinished:
-        usage = step.usage or Usage(output_tokens=-(-state.pending_output_chars // CHARS_PER_TOKEN))
-        finished = StepFinished(step_no, step.model or agent.model, usage)
-        state.steps.append(finished)
-        state.pending_output_chars = 0
-        return finished
-
-    async def _run_server_calls(
-        self, calls: list[tuple[ServerTool, ToolCall]], messages: list[Message], deadline: float
-    ) -> AsyncIterator[RunEvent]:
+    async def _run_server_calls(self, run: _Run, step: Step) -> AsyncGenerator[RunEvent, None]:
+        calls = step.server_calls
+        run.server_calls_made += len(calls)
         for tool, call in calls:
             yield ServerToolStart(call.id, tool.server, tool.spec.name, call.arguments)
-        timeout = self._limits.tool_timeout_seconds
-        async with asyncio.timeout_at(deadline):
-            results = await asyncio.gather(
-                *(self._server_tools.call(tool, call.arguments, timeout) for tool, call in calls)
-            )
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout_at(run.deadline):
+                results = await self._execute(run, calls)
+        except TimeoutError as exc:
+            if loop.time() < run.deadline:
+                raise
+            raise LimitReached("run_deadline") from exc
         for (tool, call), result in zip(calls, results, strict=True):
-            messages.append(_tool_message(call, result))
+            run.messages.append(tool_message(call, result))
             yield ServerToolResult(
                 call.id, tool.server, tool.spec.name, call.arguments, result.output, result.is_error
             )
 
+    async def _execute(
+        self, run: _Run, calls: list[tuple[ServerTool, ToolCall]]
+    ) -> list[ToolResult]:
+        timeout = run.limits.tool_timeout_seconds
+        if run.request.parallel_tool_calls is False:
+            return [await self._call_one(tool, call.arguments, timeout) for tool, call in calls]
+        jobs = (self._call_one(tool, call.arguments, timeout) for tool, call in calls)
+        return list(await asyncio.gather(*jobs))
 
-def _visible(event: ModelEvent, server_indexes: set[int]) -> bool:
-    """Whether the caller sees this event: not usage/finish, not a server tool's call."""
+    async def _call_one(self, tool: ServerTool, arguments: str, timeout: float) -> ToolResult:
+        """One server call; a timeout or failure becomes an error result for the model."""
+        try:
+            # A small grace lets the tool layer report its own timeout first.
+            async with asyncio.timeout(timeout + 1.0):
+                return await self._server_tools.call(tool, arguments, timeout)
+        except TimeoutError:
+            return ToolResult(f"tool {tool.spec.name} timed out after {timeout:g}s", is_error=True)
+
+
+def _visible(event: ModelEvent, server_indexes: set[int]) -> RunEvent | None:
+    """The event if the caller sees it: not usage/finish, not a server tool's call."""
     if isinstance(event, TextDelta | ReasoningDelta):
-        return True
+        return event
     if isinstance(event, ToolCallStart | ToolCallDelta | ToolCallEnd):
-        return event.index not in server_indexes
-    return False
-
-
-def _check_caller_tools(request: RunRequest, server: dict[str, ServerTool]) -> None:
-    offered = {t.name for t in request.tools} | set(server)
-    for tool in request.tools:
-        if tool.name in server:
-            raise InvalidRequest(
-                f"Tool '{tool.name}' collides with a tool of this agent.",
-                code="tool_name_conflict",
-                param="tools",
-            )
-    choice = request.tool_choice
-    for name in (choice.allowed or ()) if choice else ():
-        if name not in offered:
-            raise InvalidRequest(
-                f"tool_choice names '{name}', which is not among the tools.", param="tool_choice"
-            )
-
-
-def _assistant_message(step: _Step) -> Message:
-    content = [TextPart("".join(step.text))] if step.text else []
-    calls = [call for _, call in step.server_calls] + step.caller_calls
-    return Message(role="assistant", content=content, tool_calls=calls)
-
-
-def _tool_message(call: ToolCall, result: ToolResult) -> Message:
-    return Message(role="tool", content=[TextPart(result.output)], tool_call_id=call.id)
-
-
-def _finished(step: _Step, state: RunState) -> RunFinished:
-    if step.finish == "length":
-        return RunFinished("incomplete", "length", state.usage, "max_output_tokens")
-    if step.finish == "content_filter":
-        return RunFinished("incomplete", "content_filter", state.usage, "content_filter")
-    reason: FinishReason = "tool_calls" if step.caller_calls else step.finish
-    return RunFinished("completed", reason, state.usage)
+        return None if event.index in server_indexes else event
+    return None

@@ -12,11 +12,25 @@ from agenthost.conversation import AgentSpec, ToolSpec
 
 
 @dataclass(slots=True, frozen=True)
+class Caller:
+    """The authenticated user a run is for; MCP headers may reference it."""
+
+    user_id: str
+    email: str
+
+
+@dataclass(slots=True, frozen=True)
 class ServerTool:
-    """A tool offered to the model under `spec.name`, run on `server`."""
+    """A tool offered to the model under `spec.name`, run on `server`.
+
+    `remote_name` is the tool's own name on its server ("" means `spec.name`);
+    `scope` says which pooled connection serves it (per-user headers get their own).
+    """
 
     server: str
     spec: ToolSpec
+    remote_name: str = ""
+    scope: str = ""
 
 
 @dataclass(slots=True, frozen=True)
@@ -26,7 +40,7 @@ class ToolResult:
 
 
 class ServerTools(Protocol):
-    async def tools_for(self, agent: AgentSpec) -> list[ServerTool]:
+    async def tools_for(self, agent: AgentSpec, caller: Caller | None = None) -> list[ServerTool]:
         """The agent's server tools; raises UpstreamUnavailable naming a dead server."""
         ...
 
@@ -38,7 +52,7 @@ class ServerTools(Protocol):
 class NoServerTools:
     """Used when no MCP servers are configured."""
 
-    async def tools_for(self, agent: AgentSpec) -> list[ServerTool]:
+    async def tools_for(self, agent: AgentSpec, caller: Caller | None = None) -> list[ServerTool]:
         return []
 
     async def call(self, tool: ServerTool, arguments: str, timeout: float) -> ToolResult:

@@ -149,3 +149,16 @@ class StoredResponse(Base):
     body: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class RolePermission(Base):
+    """An admin's override of `interface.remote_agents` for one role (from the web UI)."""
+
+    __tablename__ = "role_permissions"
+
+    role: Mapped[str] = mapped_column(String(32), primary_key=True)
+    use: Mapped[bool] = mapped_column(Boolean)
+    create: Mapped[bool] = mapped_column(Boolean)
+    share: Mapped[bool] = mapped_column(Boolean)
+    public: Mapped[bool] = mapped_column(Boolean)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -96,7 +96,7 @@ def _message(msg: wire.Message, index: int) -> Message:
     if isinstance(msg, wire.UserMessage):
         if isinstance(msg.content, str) and not msg.content.strip() or msg.content == []:
             raise InvalidRequest(
-                f"messages[{index}].content must not be empty.", param=f"messages.[{index}].content"
+                f"messages[{index}].content must not be empty.", param=f"messages[{index}].content"
             )
         return Message("user", _user_parts(msg.content), name=msg.name)
     if isinstance(msg, wire.AssistantMessage):
@@ -115,12 +115,12 @@ def _tools(tools: list[wire.Tool] | None) -> list[ToolSpec]:
     for i, tool in enumerate(tools or []):
         if isinstance(tool, wire.CustomTool):
             raise InvalidRequest(
-                "Custom tools are not supported; use function tools.", param=f"tools.[{i}].type"
+                "Custom tools are not supported; use function tools.", param=f"tools[{i}].type"
             )
         fn = tool.function
         if fn.name in seen:
             raise InvalidRequest(
-                f"Duplicate tool name '{fn.name}'.", param=f"tools.[{i}].function.name"
+                f"Duplicate tool name '{fn.name}'.", param=f"tools[{i}].function.name"
             )
         seen.add(fn.name)
         specs.append(ToolSpec(fn.name, fn.description, fn.parameters, fn.strict))

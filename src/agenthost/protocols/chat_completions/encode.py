@@ -2,6 +2,7 @@
 
 Streamed tool calls: the first delta of a call carries index, id, type and name; later
 deltas carry the same index and argument fragments only. Server-run tools never appear.
+`system_fingerprint` is left out: the spec types it as a string, so `null` would break it.
 """
 
 from __future__ import annotations
@@ -65,7 +66,6 @@ class ChunkEncoder:
             "object": "chat.completion.chunk",
             "created": self.created,
             "model": self.model,
-            "system_fingerprint": None,
             "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
         }
         if self.include_usage:
@@ -111,7 +111,6 @@ class ChunkEncoder:
                     "object": "chat.completion.chunk",
                     "created": self.created,
                     "model": self.model,
-                    "system_fingerprint": None,
                     "choices": [],
                     "usage": usage_body(done.usage),
                 }
@@ -160,7 +159,6 @@ class CompletionBuilder:
             "object": "chat.completion",
             "created": self.created,
             "model": self.model,
-            "system_fingerprint": None,
             "choices": [
                 {
                     "index": 0,

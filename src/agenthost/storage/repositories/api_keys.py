@@ -64,6 +64,12 @@ async def revoke(session: AsyncSession, key_id: str) -> ApiKey | None:
     return row
 
 
+async def revoked_since(session: AsyncSession, since: datetime) -> list[str]:
+    """Ids of keys revoked at or after `since` (any process may have revoked them)."""
+    result = await session.execute(select(ApiKey.id).where(ApiKey.revoked_at >= since))
+    return list(result.scalars())
+
+
 async def touch_many(session: AsyncSession, seen: dict[str, datetime]) -> None:
     """Write batched last-used times (one statement per key, no read)."""
     for key_id, when in seen.items():

@@ -1,0 +1,170 @@
+"""Browser sessions: a signed cookie, a per-session CSRF token, and login throttling.
+
+The cookie holds only the user id and a random session nonce, signed (not encrypted)
+with the server secret and valid for `SESSION_MAX_AGE`. Every visitor gets one (signed
+out, the user id is empty) so that even the sign-in form carries a CSRF token. The CSRF
+token is an HMAC of the nonce: forms send it in a hidden field, scripts in the
+`X-CSRF-Token` header. Signing in rotates the nonce, so a token seen before sign-in is
+useless afterwards; signing out drops the cookie.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+from agenthost.auth.principal import Principal
+from agenthost.settings import Settings
+from agenthost.storage.database import Database
+from agenthost.storage.repositories import users as user_repo
+
+COOKIE_NAME = "agenthost_session"
+CSRF_HEADER = "x-csrf-token"
+CSRF_FIELD = "csrf_token"
+SESSION_MAX_AGE = 12 * 3600
+SECRET_FILE = "secret_key"
+
+
+@dataclass(slots=True, frozen=True)
+class SessionData:
+    user_id: str | None
+    nonce: str
+
+
+def new_session(user_id: str | None = None) -> SessionData:
+    return SessionData(user_id=user_id, nonce=secrets.token_urlsafe(18))
+
+
+class SessionCodec:
+    """Signs and checks session cookies and derives their CSRF tokens."""
+
+    def __init__(self, secret: bytes, max_age: int = SESSION_MAX_AGE) -> None:
+        self._secret = secret
+        self._serializer = URLSafeTimedSerializer(secret, salt="agenthost.session")
+        self.max_age = max_age
+
+    def encode(self, data: SessionData) -> str:
+        return self._serializer.dumps({"u": data.user_id, "n": data.nonce})
+
+    def decode(self, cookie: str | None) -> SessionData | None:
+        if not cookie:
+            return None
+        try:
+            raw = self._serializer.loads(cookie, max_age=self.max_age)
+        except BadSignature:  # also covers expired signatures
+            return None
+        if not isinstance(raw, dict) or not isinstance(raw.get("n"), str):
+            return None
+        user_id = raw.get("u")
+        return SessionData(user_id if isinstance(user_id, str) else None, raw["n"])
+
+    def csrf_token(self, data: SessionData) -> str:
+        return hmac.new(self._secret, b"csrf:" + data.nonce.encode(), hashlib.sha256).hexdigest()
+
+    def csrf_ok(self, data: SessionData, token: str | None) -> bool:
+        return bool(token) and hmac.compare_digest(self.csrf_token(data), token or "")
+
+
+def cookie_options(secure: bool) -> dict[str, Any]:
+    """HttpOnly and SameSite=Lax always; Secure whenever the request came over TLS."""
+    return {
+        "httponly": True,
+        "samesite": "lax",
+        "secure": secure,
+        "path": "/",
+        "max_age": SESSION_MAX_AGE,
+    }
+
+
+def _persisted_secret(data_dir: Path) -> bytes:
+    """A random secret kept in the data folder, created once (safe across workers)."""
+    path = data_dir / SECRET_FILE
+    data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_bytes().strip()
+    with os.fdopen(fd, "wb") as file:
+        file.write(secrets.token_hex(32).encode())
+    return path.read_bytes().strip()
+
+
+def session_secret(settings: Settings, services: Any = None) -> bytes:
+    """`secret_key` from the config, else a shared generated secret, else one in data_dir."""
+    if settings.secret_key is not None:
+        return settings.secret_key.get_secret_value().encode()
+    shared = getattr(services, "secret", None)
+    if isinstance(shared, bytes | str) and shared:
+        return shared.encode() if isinstance(shared, str) else shared
+    return _persisted_secret(settings.data_dir)
+
+
+def codec_for(state: Any) -> SessionCodec:
+    """The app's codec, built on first use (the services exist only after start-up)."""
+    codec = getattr(state, "web_sessions", None)
+    if codec is None:
+        services = state.services
+        codec = SessionCodec(session_secret(services.settings, services))
+        state.web_sessions = codec
+    assert isinstance(codec, SessionCodec)
+    return codec
+
+
+async def session_principal(
+    db: Database, codec: SessionCodec, cookie: str | None, csrf: str | None
+) -> Principal | None:
+    """The signed-in browser user for an API call, when it carries the CSRF header.
+
+    The header cannot be set by another site's form or image, which is what makes the
+    cookie safe to accept on the API (same-origin scripts such as the playground).
+    """
+    data = codec.decode(cookie)
+    if data is None or data.user_id is None or not codec.csrf_ok(data, csrf):
+        return None
+    async with db.session() as session:
+        user = await user_repo.get(session, data.user_id)
+    if user is None or user.disabled:
+        return None
+    return Principal(user_id=user.id, email=user.email, role=user.role)
+
+
+class LoginThrottle:
+    """At most `max_failures` failed sign-ins per email and address in `window` seconds.
+
+    Kept in process memory: with several workers each one counts on its own, so the
+    effective limit is `max_failures` × workers, still a hard ceiling for guessing.
+    """
+
+    def __init__(self, max_failures: int = 5, window: float = 900.0) -> None:
+        self.max_failures = max_failures
+        self.window = window
+        self._failures: dict[tuple[str, str], deque[float]] = defaultdict(deque)
+
+    def _recent(self, email: str, address: str) -> deque[float]:
+        failures = self._failures[(email.strip().lower(), address)]
+        cutoff = time.monotonic() - self.window
+        while failures and failures[0] < cutoff:
+            failures.popleft()
+        return failures
+
+    def retry_after(self, email: str, address: str) -> float | None:
+        """Seconds until another attempt is allowed, or None when allowed now."""
+        failures = self._recent(email, address)
+        if len(failures) < self.max_failures:
+            return None
+        return max(1.0, failures[0] + self.window - time.monotonic())
+
+    def failed(self, email: str, address: str) -> None:
+        self._recent(email, address).append(time.monotonic())
+
+    def succeeded(self, email: str, address: str) -> None:
+        self._failures.pop((email.strip().lower(), address), None)

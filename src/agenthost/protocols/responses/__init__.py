@@ -1,0 +1,1 @@
+"""Open Responses (spec 2026-04-24): wire models, decoding, encoding, compaction sealing."""

@@ -1,0 +1,123 @@
+"""Stored Open Responses responses: one row per response, owned by one user.
+
+`input_items` holds this request's normalised input; `body` the response object (its
+`output` included). The context of a response is its ancestors' input and output, then its
+own: see `context_items`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from agenthost.storage.models import StoredResponse, utcnow
+
+RUNNING = ("queued", "in_progress")
+MAX_CHAIN = 10_000
+REFERENCE_SCAN = 200
+
+
+async def create(
+    session: AsyncSession,
+    *,
+    body: dict[str, Any],
+    user_id: str,
+    agent_id: str,
+    api_key_id: str | None,
+    input_items: list[dict[str, Any]],
+) -> None:
+    session.add(
+        StoredResponse(
+            id=body["id"],
+            user_id=user_id,
+            agent_id=agent_id,
+            api_key_id=api_key_id,
+            status=body["status"],
+            previous_response_id=body.get("previous_response_id"),
+            input_items=input_items,
+            body=body,
+        )
+    )
+    await session.flush()
+
+
+async def get_owned(session: AsyncSession, response_id: str, user_id: str) -> StoredResponse | None:
+    row = await session.get(StoredResponse, response_id)
+    return row if row is not None and row.user_id == user_id else None
+
+
+async def finish(session: AsyncSession, body: dict[str, Any]) -> bool:
+    """Write the final body unless the response already ended (e.g. it was cancelled)."""
+    result = await session.execute(
+        update(StoredResponse)
+        .where(StoredResponse.id == body["id"], StoredResponse.status.in_(RUNNING))
+        .values(status=body["status"], body=body, updated_at=utcnow())
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+async def set_status(session: AsyncSession, response_id: str, status: str) -> None:
+    row = await session.get(StoredResponse, response_id)
+    if row is not None and row.status in RUNNING:
+        row.status = status
+        row.body = dict(row.body, status=status)
+        row.updated_at = utcnow()
+
+
+async def status_of(session: AsyncSession, response_id: str) -> str | None:
+    result = await session.execute(
+        select(StoredResponse.status).where(StoredResponse.id == response_id)
+    )
+    return result.scalar_one_or_none()
+
+
+async def delete_owned(session: AsyncSession, response_id: str, user_id: str) -> bool:
+    result = await session.execute(
+        delete(StoredResponse).where(
+            StoredResponse.id == response_id, StoredResponse.user_id == user_id
+        )
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+def own_items(row: StoredResponse) -> list[dict[str, Any]]:
+    """This response's input and output items, in order."""
+    output = row.body.get("output") or []
+    return list(row.input_items or []) + list(output)
+
+
+async def context_items(session: AsyncSession, row: StoredResponse) -> list[dict[str, Any]]:
+    """Every item of the conversation up to and including `row`, oldest first."""
+    chain = [row]
+    seen = {row.id}
+    while chain[-1].previous_response_id and len(chain) < MAX_CHAIN:
+        parent = await get_owned(session, chain[-1].previous_response_id, row.user_id)
+        if parent is None or parent.id in seen:
+            break
+        seen.add(parent.id)
+        chain.append(parent)
+    items: list[dict[str, Any]] = []
+    for link in reversed(chain):
+        items.extend(own_items(link))
+    return items
+
+
+async def find_items(
+    session: AsyncSession, user_id: str, wanted: set[str]
+) -> dict[str, dict[str, Any]]:
+    """Items with the given ids among the user's most recent stored responses."""
+    rows = await session.execute(
+        select(StoredResponse)
+        .where(StoredResponse.user_id == user_id)
+        .order_by(StoredResponse.created_at.desc())
+        .limit(REFERENCE_SCAN)
+    )
+    found: dict[str, dict[str, Any]] = {}
+    for row in rows.scalars():
+        for item in own_items(row):
+            item_id = item.get("id")
+            if item_id in wanted and item_id not in found:
+                found[item_id] = item
+    return found

@@ -1,0 +1,24 @@
+"""Per-role overrides of the configured remote-agent permissions."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from agenthost.storage.models import RolePermission
+
+
+async def list_all(session: AsyncSession) -> list[RolePermission]:
+    return list((await session.execute(select(RolePermission))).scalars())
+
+
+async def put(
+    session: AsyncSession, role: str, *, use: bool, create: bool, share: bool, public: bool
+) -> RolePermission:
+    row = await session.get(RolePermission, role)
+    if row is None:
+        row = RolePermission(role=role)
+        session.add(row)
+    row.use, row.create, row.share, row.public = use, create, share, public
+    await session.flush()
+    return row

@@ -1,0 +1,116 @@
+"""The agent form: parse and validate what a user typed, against the configuration."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.datastructures import FormData
+
+from agenthost.settings import Settings
+from agenthost.storage.models import Agent
+
+# Parameters the runtime reads from an agent (see runtime/context.py).
+KNOWN_PARAMS = (
+    "temperature",
+    "top_p",
+    "max_output_tokens",
+    "seed",
+    "presence_penalty",
+    "frequency_penalty",
+    "stop",
+    "response_format",
+    "reasoning_effort",
+)
+
+
+@dataclass(slots=True)
+class AgentInput:
+    """What the form holds, valid or not, so the page can be shown again with errors."""
+
+    name: str = ""
+    description: str = ""
+    provider: str = ""
+    model: str = ""
+    instructions: str = ""
+    params_text: str = "{}"
+    mcp_servers: list[str] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, agent: Agent) -> AgentInput:
+        return cls(
+            name=agent.name,
+            description=agent.description,
+            provider=agent.provider,
+            model=agent.model,
+            instructions=agent.instructions,
+            params_text=json.dumps(agent.params or {}, indent=2),
+            mcp_servers=list(agent.mcp_servers or []),
+            params=dict(agent.params or {}),
+        )
+
+    def fields(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "provider": self.provider,
+            "model": self.model,
+            "instructions": self.instructions,
+            "params": self.params,
+            "mcp_servers": self.mcp_servers,
+        }
+
+
+def _text(form: FormData, name: str) -> str:
+    value = form.get(name)
+    return value.strip() if isinstance(value, str) else ""
+
+
+def _check_params(data: AgentInput) -> None:
+    try:
+        parsed = json.loads(data.params_text or "{}")
+    except json.JSONDecodeError as exc:
+        data.errors["params"] = f"Not valid JSON: {exc.msg} (line {exc.lineno})."
+        return
+    if not isinstance(parsed, dict):
+        data.errors["params"] = 'Parameters must be a JSON object such as {"temperature": 0.2}.'
+        return
+    unknown = sorted(set(parsed) - set(KNOWN_PARAMS))
+    if unknown:
+        data.errors["params"] = f"Unknown parameter {unknown[0]!r}; known: {', '.join(KNOWN_PARAMS)}."
+        return
+    data.params = parsed
+
+
+def parse(form: FormData, settings: Settings) -> AgentInput:
+    data = AgentInput(
+        name=_text(form, "name"),
+        description=_text(form, "description"),
+        provider=_text(form, "provider"),
+        model=_text(form, "model"),
+        instructions=_text(form, "instructions"),
+        params_text=_text(form, "params") or "{}",
+        mcp_servers=[str(s) for s in form.getlist("mcp_servers") if str(s)],
+    )
+    if not data.name or len(data.name) > 200:
+        data.errors["name"] = "A name is required (up to 200 characters)."
+    provider = settings.providers.get(data.provider)
+    if provider is None:
+        data.errors["provider"] = "Choose a provider from the list."
+    elif not data.model:
+        data.errors["model"] = "A model is required."
+    elif provider.models and data.model not in provider.models:
+        data.errors["model"] = f"Choose one of: {', '.join(provider.models)}."
+    unknown = [s for s in data.mcp_servers if s not in settings.mcp_servers]
+    if unknown:
+        data.errors["mcp_servers"] = f"MCP server {unknown[0]!r} is not configured."
+    _check_params(data)
+    return data
+
+
+def provider_choices(settings: Settings) -> dict[str, list[str]]:
+    """Provider name → its configured model choices (may be empty: free text then)."""
+    return {name: list(p.models) for name, p in settings.providers.items()}

@@ -1,0 +1,202 @@
+"""Agents: list, create, edit, duplicate, delete, and share remote access."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from starlette.responses import Response
+
+from agenthost.storage.models import Agent
+from agenthost.storage.repositories import agent_edits
+from agenthost.storage.repositories import agents as agent_repo
+from agenthost.storage.repositories import users as user_repo
+from agenthost.web import agent_form
+from agenthost.web.context import FormDep, UserDep, Visit, field, redirect, render
+from agenthost.web.errors import forbidden, not_found
+
+router = APIRouter()
+
+
+def _can_edit(visit: Visit, agent: Agent) -> bool:
+    return visit.is_admin or agent.owner_id == visit.me.id
+
+
+def _require_create(visit: Visit) -> None:
+    if not visit.perms.create:
+        raise forbidden("Your role may not create agents.")
+
+
+async def _visible(visit: Visit, agent_id: str) -> Agent:
+    async with visit.services.db.session() as session:
+        if visit.is_admin:
+            agent = await agent_repo.get(session, agent_id)
+        else:
+            agent = await agent_repo.get_callable(session, agent_id, visit.me.id, visit.me.role)
+    if agent is None:
+        raise not_found("agent")
+    return agent
+
+
+async def _editable(visit: Visit, agent_id: str) -> Agent:
+    agent = await _visible(visit, agent_id)
+    if not _can_edit(visit, agent):
+        raise forbidden("Only the agent's owner or an administrator can change it.")
+    return agent
+
+
+def _form_page(
+    visit: Visit, data: agent_form.AgentInput, action: str, title: str, status: int = 200
+) -> Response:
+    settings = visit.services.settings
+    return render(
+        visit,
+        "agent_form.html",
+        status=status,
+        data=data,
+        action=action,
+        title=title,
+        providers=agent_form.provider_choices(settings),
+        mcp_servers=list(settings.mcp_servers),
+        known_params=agent_form.KNOWN_PARAMS,
+    )
+
+
+@router.get("/agents")
+async def list_agents(visit: UserDep) -> Response:
+    me = visit.me
+    async with visit.services.db.session() as session:
+        if visit.is_admin:
+            rows = await agent_repo.list_all(session)
+        else:
+            rows = await agent_repo.list_callable(session, me.id, me.role)
+        owners = {u.id: u.email for u in await user_repo.list_all(session)}
+    mine = [a for a in rows if a.owner_id == me.id]
+    others = [a for a in rows if a.owner_id != me.id]
+    return render(visit, "agents.html", mine=mine, others=others, owners=owners)
+
+
+@router.get("/agents/new")
+async def new_agent(visit: UserDep) -> Response:
+    _require_create(visit)
+    settings = visit.services.settings
+    provider = next(iter(settings.providers), "")
+    models = settings.providers[provider].models if provider else []
+    data = agent_form.AgentInput(provider=provider, model=models[0] if models else "")
+    return _form_page(visit, data, "/agents/new", "New agent")
+
+
+@router.post("/agents/new")
+async def create_agent(visit: UserDep, form: FormDep) -> Response:
+    _require_create(visit)
+    data = agent_form.parse(form, visit.services.settings)
+    if data.errors:
+        return _form_page(visit, data, "/agents/new", "New agent", status=400)
+    async with visit.services.db.session() as session:
+        agent = await agent_repo.create(session, owner_id=visit.me.id, **data.fields())
+    return redirect(visit, f"/agents/{agent.id}?notice=created")
+
+
+async def _detail(
+    visit: Visit,
+    agent: Agent,
+    data: agent_form.AgentInput | None = None,
+    status: int = 200,
+    share_error: str | None = None,
+) -> Response:
+    async with visit.services.db.session() as session:
+        grants = await agent_repo.list_grants(session, agent.id)
+        emails = {u.id: u.email for u in await user_repo.list_all(session)}
+    settings = visit.services.settings
+    return render(
+        visit,
+        "agent.html",
+        status=status,
+        agent=agent,
+        owner_email=emails.get(agent.owner_id, agent.owner_id),
+        editable=_can_edit(visit, agent),
+        data=data or agent_form.AgentInput.of(agent),
+        grants=grants,
+        emails=emails,
+        providers=agent_form.provider_choices(settings),
+        mcp_servers=list(settings.mcp_servers),
+        known_params=agent_form.KNOWN_PARAMS,
+        roles=user_repo.ROLES,
+        share_error=share_error,
+    )
+
+
+@router.get("/agents/{agent_id}")
+async def show_agent(agent_id: str, visit: UserDep) -> Response:
+    return await _detail(visit, await _visible(visit, agent_id))
+
+
+@router.post("/agents/{agent_id}")
+async def update_agent(agent_id: str, visit: UserDep, form: FormDep) -> Response:
+    agent = await _editable(visit, agent_id)
+    data = agent_form.parse(form, visit.services.settings)
+    if data.errors:
+        return await _detail(visit, agent, data, status=400)
+    async with visit.services.db.session() as session:
+        await agent_edits.update_agent(session, agent_id, data.fields())
+    visit.services.access.invalidate(agent_id)
+    return redirect(visit, f"/agents/{agent_id}?notice=saved")
+
+
+@router.post("/agents/{agent_id}/duplicate")
+async def duplicate_agent(agent_id: str, visit: UserDep) -> Response:
+    _require_create(visit)
+    source = await _visible(visit, agent_id)
+    copy = agent_form.AgentInput.of(source)
+    copy.name = f"{source.name} (copy)"[:200]
+    async with visit.services.db.session() as session:
+        agent = await agent_repo.create(session, owner_id=visit.me.id, **copy.fields())
+    return redirect(visit, f"/agents/{agent.id}?notice=duplicated")
+
+
+@router.post("/agents/{agent_id}/delete")
+async def delete_agent(agent_id: str, visit: UserDep) -> Response:
+    await _editable(visit, agent_id)
+    async with visit.services.db.session() as session:
+        await agent_repo.delete_agent(session, agent_id)
+    visit.services.access.invalidate(agent_id)
+    return redirect(visit, "/agents?notice=deleted")
+
+
+async def _grant_target(visit: Visit, kind: str, subject: str) -> tuple[str, str]:
+    """Check the role's share/public permission and resolve the subject to store."""
+    if kind == "public":
+        if not visit.perms.public:
+            raise forbidden("Your role may not share agents with everyone.")
+        return "public", "*"
+    if not visit.perms.share:
+        raise forbidden("Your role may not share agents.")
+    if kind == "role" and subject in user_repo.ROLES:
+        return "role", subject
+    if kind == "user":
+        async with visit.services.db.session() as session:
+            user = await user_repo.get_by_email(session, subject)
+        if user is not None:
+            return "user", user.id
+    raise ValueError("Name an existing user's email or a role.")
+
+
+@router.post("/agents/{agent_id}/shares")
+async def add_share(agent_id: str, visit: UserDep, form: FormDep) -> Response:
+    agent = await _editable(visit, agent_id)
+    try:
+        kind, subject = await _grant_target(visit, field(form, "kind"), field(form, "subject"))
+    except ValueError as exc:
+        return await _detail(visit, agent, status=400, share_error=str(exc))
+    async with visit.services.db.session() as session:
+        await agent_repo.add_grant(session, agent_id, kind, subject)
+    visit.services.access.invalidate(agent_id)
+    return redirect(visit, f"/agents/{agent_id}?notice=saved#sharing")
+
+
+@router.post("/agents/{agent_id}/shares/remove")
+async def remove_share(agent_id: str, visit: UserDep, form: FormDep) -> Response:
+    await _editable(visit, agent_id)
+    kind, subject = field(form, "kind"), field(form, "subject")
+    async with visit.services.db.session() as session:
+        await agent_repo.remove_grant(session, agent_id, kind, subject)
+    visit.services.access.invalidate(agent_id)
+    return redirect(visit, f"/agents/{agent_id}?notice=saved#sharing")

@@ -1,0 +1,72 @@
+"""Sign-in and sign-out."""
+
+from __future__ import annotations
+
+from anyio import to_thread
+from fastapi import APIRouter
+from starlette.responses import Response
+
+from agenthost.auth.passwords import verify_password
+from agenthost.auth.sessions import LoginThrottle
+from agenthost.storage.repositories import users as user_repo
+from agenthost.web.context import FormDep, Visit, VisitDep, field, redirect, render
+
+router = APIRouter()
+
+
+def _safe_next(target: str | None) -> str:
+    """Only local paths: never let `next` send someone to another site."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return "/agents"
+
+
+def _throttle(visit: Visit) -> LoginThrottle:
+    state = visit.request.app.state
+    found = getattr(state, "login_throttle", None)
+    if found is None:
+        found = state.login_throttle = LoginThrottle()
+    assert isinstance(found, LoginThrottle)
+    return found
+
+
+@router.get("/")
+async def home(visit: VisitDep) -> Response:
+    return redirect(visit, "/agents" if visit.user else "/login")
+
+
+@router.get("/login")
+async def login_page(visit: VisitDep, next: str | None = None) -> Response:
+    if visit.user is not None:
+        return redirect(visit, _safe_next(next))
+    return render(visit, "login.html", next=_safe_next(next), email="", error=None)
+
+
+@router.post("/login")
+async def login(visit: VisitDep, form: FormDep) -> Response:
+    email, password = field(form, "email").lower(), form.get("password")
+    target = _safe_next(field(form, "next"))
+    address = visit.request.client.host if visit.request.client else "?"
+    throttle = _throttle(visit)
+    wait = throttle.retry_after(email, address)
+    if wait is not None:
+        minutes = int(wait // 60) + 1
+        error = f"Too many failed attempts. Try again in about {minutes} minutes."
+        return render(visit, "login.html", status=429, next=target, email=email, error=error)
+    async with visit.services.db.session() as session:
+        user = await user_repo.get_by_email(session, email)
+    hashed = user.password_hash if user and not user.disabled else None
+    ok = await to_thread.run_sync(verify_password, hashed, str(password or ""))
+    if not ok or user is None:
+        throttle.failed(email, address)
+        error = "Wrong email or password."
+        return render(visit, "login.html", status=400, next=target, email=email, error=error)
+    throttle.succeeded(email, address)
+    visit.sign_in(user)
+    return redirect(visit, target)
+
+
+@router.post("/logout")
+async def logout(visit: VisitDep) -> Response:
+    visit.sign_out()
+    return redirect(visit, "/login?notice=signed_out")

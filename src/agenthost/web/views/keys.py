@@ -1,0 +1,100 @@
+"""Settings → API keys: create (shown once), list, revoke; base URL and snippets."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from fastapi import APIRouter
+from starlette.responses import Response
+
+from agenthost.auth.api_keys import generate_key
+from agenthost.storage.models import utcnow
+from agenthost.storage.repositories import agents as agent_repo
+from agenthost.storage.repositories import api_keys as key_repo
+from agenthost.web.context import FormDep, UserDep, Visit, field, redirect, render
+from agenthost.web.errors import forbidden, not_found
+from agenthost.web.snippets import api_base_url, snippets
+
+router = APIRouter()
+EXPIRY_CHOICES = {"7": 7, "30": 30, "90": 90, "365": 365, "never": None}
+
+
+def _require_use(visit: Visit) -> None:
+    if not visit.perms.use:
+        raise forbidden("Remote agent access is not enabled for your role.")
+
+
+async def _page(visit: Visit, revealed: str | None = None, error: str | None = None) -> Response:
+    user = visit.me
+    async with visit.services.db.session() as session:
+        keys = await key_repo.list_for_user(session, user.id)
+        agents = await agent_repo.list_callable(session, user.id, user.role)
+    own = [a for a in agents if a.owner_id == user.id] or agents
+    sample = own[0].id if own else "agent_YOUR_AGENT_ID"
+    base = api_base_url(visit.services.settings.public_base_url, str(visit.request.base_url))
+    return render(
+        visit,
+        "keys.html",
+        status=400 if error else 200,
+        keys=keys,
+        agents=agents,
+        revealed=revealed,
+        error=error,
+        base_url=base,
+        snippets=snippets(base, sample),
+        sample_agent=sample,
+        expiry_choices=list(EXPIRY_CHOICES),
+        now=utcnow(),
+    )
+
+
+@router.get("/settings")
+async def settings_home(visit: UserDep) -> Response:
+    return redirect(visit, "/settings/keys")
+
+
+@router.get("/settings/keys")
+async def keys_page(visit: UserDep) -> Response:
+    _require_use(visit)
+    return await _page(visit)
+
+
+@router.post("/settings/keys")
+async def create_key(visit: UserDep, form: FormDep) -> Response:
+    _require_use(visit)
+    name, expiry = field(form, "name"), field(form, "expires", "90")
+    scope = [str(a) for a in form.getlist("agents") if str(a)] or None
+    if not name or len(name) > 200:
+        return await _page(visit, error="Give the key a name (up to 200 characters).")
+    if expiry not in EXPIRY_CHOICES:
+        return await _page(visit, error="Choose an expiry from the list.")
+    days = EXPIRY_CHOICES[expiry]
+    plain, prefix, key_hash = generate_key()
+    async with visit.services.db.session() as session:
+        if scope:
+            callable_ids = {
+                a.id for a in await agent_repo.list_callable(session, visit.me.id, visit.me.role)
+            }
+            if not set(scope) <= callable_ids:
+                return await _page(visit, error="The scope may only name agents you can call.")
+        await key_repo.create(
+            session,
+            user_id=visit.me.id,
+            name=name,
+            prefix=prefix,
+            key_hash=key_hash,
+            expires_at=utcnow() + timedelta(days=days) if days else None,
+            agent_scope=scope,
+        )
+    return await _page(visit, revealed=plain)
+
+
+@router.post("/settings/keys/{key_id}/revoke")
+async def revoke_key(key_id: str, visit: UserDep) -> Response:
+    async with visit.services.db.session() as session:
+        key = await key_repo.get(session, key_id)
+        if key is None or key.user_id != visit.me.id:
+            raise not_found("key")
+        await key_repo.revoke(session, key_id)
+    visit.services.keys.invalidate(key_id=key_id)
+    return redirect(visit, "/settings/keys?notice=revoked")

@@ -1,0 +1,57 @@
+"""Usage: balance, credits and tokens per day (by agent or by key), transactions."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from starlette.responses import Response
+
+from agenthost.storage.models import utcnow
+from agenthost.storage.repositories import agents as agent_repo
+from agenthost.storage.repositories import api_keys as key_repo
+from agenthost.storage.repositories import balances, usage_summary
+from agenthost.web import charts
+from agenthost.web.context import UserDep, render
+
+router = APIRouter()
+PAGE_SIZE = 25
+DAY_CHOICES = (7, 14, 30, 90)
+
+
+@router.get("/usage")
+async def usage_page(
+    visit: UserDep, by: str = "agent", days: int = 14, page: int = 1
+) -> Response:
+    by = by if by in ("agent", "key") else "agent"
+    days = days if days in DAY_CHOICES else 14
+    page = max(1, page)
+    me = visit.me
+    async with visit.services.db.session() as session:
+        credits = await balances.get_credits(session, me.id)
+        rows = await usage_summary.daily(session, me.id, days, by)
+        total = await usage_summary.count_transactions(session, me.id)
+        transactions = await balances.recent_transactions(
+            session, me.id, PAGE_SIZE, (page - 1) * PAGE_SIZE
+        )
+        key_names = {k.id: f"{k.name} ({k.prefix}…)" for k in await key_repo.list_for_user(
+            session, me.id
+        )}
+        agent_names = {a.id: a.name for a in await agent_repo.list_all(session)}
+    names = agent_names if by == "agent" else key_names
+    today = utcnow().date()
+    return render(
+        visit,
+        "usage.html",
+        credits=credits or 0,
+        usd=(credits or 0) / 1_000_000,
+        credit_chart=charts.stacked(rows, days, "credits", names, today),
+        token_chart=charts.stacked(rows, days, "tokens", names, today),
+        by=by,
+        days=days,
+        day_choices=DAY_CHOICES,
+        transactions=transactions,
+        key_names=key_names,
+        agent_names=agent_names,
+        page=page,
+        pages=max(1, -(-total // PAGE_SIZE)),
+        total=total,
+    )
