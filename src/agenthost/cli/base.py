@@ -11,6 +11,8 @@ import typer
 
 from agenthost.settings import Settings, load_settings
 
+__all__ = ["CommandError", "Settings", "app", "db", "run", "settings"]
+
 T = TypeVar("T")
 app = typer.Typer(
     help="agenthost: self-hosted agents behind OpenAI-compatible APIs.", no_args_is_help=True
