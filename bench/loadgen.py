@@ -156,9 +156,7 @@ class Connection(asyncio.Protocol):
 
 async def connect(target: Target) -> Connection:
     loop = asyncio.get_running_loop()
-    _, protocol = await loop.create_connection(
-        lambda: Connection(target), target.host, target.port
-    )
+    _, protocol = await loop.create_connection(lambda: Connection(target), target.host, target.port)
     return protocol
 
 

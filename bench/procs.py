@@ -8,8 +8,10 @@ figures are never inflated by the tools that measure it.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -45,9 +47,13 @@ class Pinning:
     def describe(self) -> str:
         if self.server is None:
             return "unpinned (server, upstream and load generator share all cores)"
-        return (
-            f"server on core {self.server}; fake upstream + load generator on core {self.tools}"
-        )
+        return f"server on core {self.server}; fake upstream + load generator on core {self.tools}"
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: SIGTERM it if the benchmark process dies."""
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def _pinned(cpus: str | None, args: list[str]) -> list[str]:
@@ -76,6 +82,7 @@ def upstream(pin: str | None) -> Iterator[tuple[str, int]]:
         stdout=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
         text=True,
+        preexec_fn=_die_with_parent,
     )
     try:
         line = _read_ready(proc, "the fake upstream")
@@ -104,6 +111,7 @@ class LoadGenerator:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
+            preexec_fn=_die_with_parent,
         )
         _read_ready(self.proc, "the load generator")
 
@@ -220,7 +228,11 @@ class Gateway:
         command += ["--workers", str(workers)]
         log: IO[bytes] = (self.folder / "server.log").open("ab")
         self.proc = subprocess.Popen(
-            _pinned(pin, command), env=self.env(), stdout=log, stderr=subprocess.STDOUT
+            _pinned(pin, command),
+            env=self.env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent,
         )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

@@ -262,34 +262,42 @@ class _Paced:
 
 
 class Pacer:
-    """One millisecond timer drives every paced stream (instead of a timer per token)."""
+    """One timer drives every paced stream (instead of a timer per token): streams wait in
+    per-millisecond buckets and the timer fires at the earliest bucket."""
 
     def __init__(self) -> None:
         self.buckets: dict[int, list[_Paced]] = {}
-        self.ticking = False
+        self.timer: asyncio.TimerHandle | None = None
+        self.timer_slot: int | None = None
 
     def add(self, paced: _Paced) -> None:
         self._file(paced)
-        if not self.ticking:
-            self.ticking = True
-            asyncio.get_running_loop().call_soon(self._tick)
+        self._schedule()
 
     def _file(self, paced: _Paced) -> None:
         slot = -int(-paced.due * 1000 // 1)  # the first millisecond at or after it is due
         self.buckets.setdefault(slot, []).append(paced)
 
+    def _schedule(self) -> None:
+        if not self.buckets:
+            return
+        slot = min(self.buckets)
+        if self.timer_slot is not None and self.timer_slot <= slot:
+            return  # the timer already fires in time for it
+        if self.timer is not None:
+            self.timer.cancel()
+        self.timer_slot = slot
+        self.timer = asyncio.get_running_loop().call_at(slot / 1000, self._tick)
+
     def _tick(self) -> None:
-        loop = asyncio.get_running_loop()
-        now = loop.time()
+        self.timer = self.timer_slot = None
+        now = asyncio.get_running_loop().time()
         now_ms = int(now * 1000)
         for slot in [s for s in self.buckets if s <= now_ms]:
             for paced in self.buckets.pop(slot):
                 if paced.emit(now):
                     self._file(paced)
-        if self.buckets:
-            loop.call_at(min(self.buckets) / 1000, self._tick)
-        else:
-            self.ticking = False
+        self._schedule()
 
 
 async def serve(host: str, port: int, default: Timing) -> None:
@@ -297,7 +305,11 @@ async def serve(host: str, port: int, default: Timing) -> None:
     frames = Frames()
     pacer = Pacer()
     server = await loop.create_server(
-        lambda: UpstreamProtocol(default, frames, pacer), host, port, backlog=4096, reuse_address=True
+        lambda: UpstreamProtocol(default, frames, pacer),
+        host,
+        port,
+        backlog=4096,
+        reuse_address=True,
     )
     bound = server.sockets[0].getsockname()[1]
     print(f"READY {bound}", flush=True)

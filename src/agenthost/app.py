@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from agenthost import __version__, bootstrap, web
-from agenthost.http import chat, errors, models
+from agenthost.http import chat, errors, models, responses_api, usage
 from agenthost.http.body_limit import BodyLimit
 from agenthost.services import Services
 from agenthost.settings import Settings, load_settings
@@ -49,6 +49,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     app.include_router(chat.router, prefix=API_PREFIX, tags=["chat"])
     app.include_router(models.router, prefix=API_PREFIX, tags=["models"])
+    app.include_router(responses_api.router, prefix=API_PREFIX, tags=["responses"])
+    app.include_router(usage.router, prefix=API_PREFIX, tags=["usage"])
 
     web.install(app)
 

@@ -22,6 +22,7 @@ from agenthost.providers.base import Provider
 from agenthost.providers.registry import build_providers
 from agenthost.runtime.background import BackgroundRuns
 from agenthost.runtime.loop import AgentRunner
+from agenthost.runtime.mcp import McpTools
 from agenthost.server_secret import server_secret
 from agenthost.settings import Settings
 from agenthost.storage.database import Database
@@ -47,16 +48,16 @@ class Services:
         providers = build_providers(settings.providers)
         limiter, reservations = _shared_state(settings)
         run_seconds = settings.limits.run.run_deadline_seconds + 60
-        meter = Meter(
-            db, settings.balance, PriceBook(settings.pricing), reservations, run_seconds
-        )
+        meter = Meter(db, settings.balance, PriceBook(settings.pricing), reservations, run_seconds)
         return cls(
             settings=settings,
             db=db,
             keys=KeyAuthenticator(db),
             access=AgentAccess(db, settings.interface.remote_agents),
             providers=providers,
-            runner=AgentRunner(providers, settings.limits.run),
+            runner=AgentRunner(
+                providers, settings.limits.run, server_tools=McpTools(settings.mcp_servers)
+            ),
             meter=meter,
             gate=Gate(meter, limiter, settings.limits),
             secret=server_secret(settings),
@@ -73,6 +74,7 @@ class Services:
                 await task
         await self.keys.flush_last_used()
         await self.gate.limiter.aclose()
+        await self.runner.aclose()
         for provider in self.providers.values():
             await provider.aclose()
         await self.db.dispose()

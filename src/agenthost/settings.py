@@ -147,6 +147,9 @@ class LimitSettings(_Section):
     per_user: RateLimit = Field(default_factory=RateLimit)
     max_body_bytes: int = Field(3_145_728, ge=1024)
     run: RunLimits = Field(default_factory=RunLimits)
+    websocket_connection_seconds: float = Field(
+        3600.0, gt=0, description="Open Responses WebSocket connections end after this long"
+    )
 
 
 class BootstrapSettings(_Section):

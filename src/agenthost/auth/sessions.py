@@ -12,17 +12,16 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import secrets
 import time
 from collections import defaultdict, deque
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from agenthost.auth.principal import Principal
+from agenthost.server_secret import server_secret
 from agenthost.settings import Settings
 from agenthost.storage.database import Database
 from agenthost.storage.repositories import users as user_repo
@@ -31,7 +30,6 @@ COOKIE_NAME = "agenthost_session"
 CSRF_HEADER = "x-csrf-token"
 CSRF_FIELD = "csrf_token"
 SESSION_MAX_AGE = 12 * 3600
-SECRET_FILE = "secret_key"
 
 
 @dataclass(slots=True, frozen=True)
@@ -85,27 +83,15 @@ def cookie_options(secure: bool) -> dict[str, Any]:
     }
 
 
-def _persisted_secret(data_dir: Path) -> bytes:
-    """A random secret kept in the data folder, created once (safe across workers)."""
-    path = data_dir / SECRET_FILE
-    data_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_bytes().strip()
-    with os.fdopen(fd, "wb") as file:
-        file.write(secrets.token_hex(32).encode())
-    return path.read_bytes().strip()
-
-
 def session_secret(settings: Settings, services: Any = None) -> bytes:
-    """`secret_key` from the config, else a shared generated secret, else one in data_dir."""
-    if settings.secret_key is not None:
-        return settings.secret_key.get_secret_value().encode()
-    shared = getattr(services, "secret", None)
-    if isinstance(shared, bytes | str) and shared:
-        return shared.encode() if isinstance(shared, str) else shared
-    return _persisted_secret(settings.data_dir)
+    """The server secret (config or generated once in data_dir), kept apart for sessions.
+
+    Deriving a dedicated key means a session signature can never be replayed as any
+    other value sealed with the same server secret.
+    """
+    shared = getattr(services, "secret", b"")
+    root = shared if isinstance(shared, bytes) and shared else server_secret(settings)
+    return hmac.new(root, b"agenthost web sessions", hashlib.sha256).digest()
 
 
 def codec_for(state: Any) -> SessionCodec:

@@ -78,8 +78,10 @@ local others = 0
 for _, value in ipairs(redis.call('HVALS', KEYS[1])) do others = others + tonumber(value) end
 redis.call('HSET', KEYS[1], id, amount)
 redis.call('ZADD', KEYS[2], now + ttl, id)
-redis.call('PEXPIRE', KEYS[1], ttl)
-redis.call('PEXPIRE', KEYS[2], ttl)
+-- keep the keys as long as their longest-lived reservation
+local keep = math.max(redis.call('PTTL', KEYS[1]), ttl)
+redis.call('PEXPIRE', KEYS[1], keep)
+redis.call('PEXPIRE', KEYS[2], keep)
 return others
 """
 
@@ -99,7 +101,7 @@ class RedisReservations(ReservationStore):
     async def hold(
         self, user_id: str, reservation_id: str, credits: int, ttl_seconds: float
     ) -> tuple[Reservation, int]:
-        args = [reservation_id, credits, int(ttl_seconds * 1000)]
+        args: list[str | int] = [reservation_id, credits, int(ttl_seconds * 1000)]
         others = int(await self._hold(keys=_keys(user_id), args=args))
         return Reservation(user_id, reservation_id, credits, self), others
 

@@ -16,34 +16,49 @@ def balance_show(
     last: Annotated[int, typer.Option(min=0, help="How many recent transactions to list.")] = 10,
 ) -> None:
     """Show a user's balance and last transactions."""
-    from agenthost.storage.repositories import balances
+    from agenthost.billing.meter import open_balance
+    from agenthost.storage.repositories import usage
 
     async def work(cfg: Settings) -> tuple[int, list[Any]]:
         async with db().session() as session:
             user = await find_user(session, email)
-            await balances.ensure(session, user.id, cfg.balance.start_balance)
-            credits = await balances.get_credits(session, user.id) or 0
-            return credits, await balances.recent_transactions(session, user.id, last)
+        credits = await open_balance(db(), user.id, cfg.balance)
+        async with db().session() as session:
+            return credits, await usage.list_transactions(session, user.id, last)
 
     credits, rows = run(work)
     typer.echo(f"{email}: {credits} credits (${credits / 1_000_000:.6f})")
     for row in rows:
-        tokens = f"in {row.input_tokens} out {row.output_tokens}" if row.kind == "usage" else ""
-        typer.echo(
-            f"{row.created_at:%Y-%m-%d %H:%M:%S}\t{row.kind}\t{row.credits:+d}\t{row.model or ''}\t{tokens}"
-        )
+        typer.echo("\t".join(_transaction_fields(row)))
+
+
+def _transaction_fields(row: Any) -> list[str]:
+    fields = [f"{row.created_at:%Y-%m-%d %H:%M:%S}", row.kind, f"{row.credits:+d}"]
+    if row.kind == "usage":
+        fields += [
+            row.model or "",
+            f"in {row.input_tokens} (cache read {row.cache_read_tokens}, "
+            f"write {row.cache_write_tokens}) out {row.output_tokens}",
+            row.agent_id or "",
+            row.request_id or "",
+        ]
+    elif row.note:
+        fields.append(row.note)
+    return fields
 
 
 @balance_app.command("add")
 def balance_add(email: str, credits: int) -> None:
     """Grant credits to a user (negative to deduct)."""
+    from agenthost.billing.meter import open_balance
     from agenthost.storage.models import Transaction
     from agenthost.storage.repositories import balances
 
     async def work(cfg: Settings) -> int:
         async with db().session() as session:
             user = await find_user(session, email)
-            await balances.ensure(session, user.id, cfg.balance.start_balance)
+        await open_balance(db(), user.id, cfg.balance)
+        async with db().session() as session:
             row = Transaction(user_id=user.id, kind="grant", credits=credits, note="cli")
             return await balances.apply(session, row)
 

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from agenthost.cli.base import Settings, _state, app, db, run, settings
+from agenthost.cli.base import ConfigOption, Settings, _state, app, db, run, settings
 
 # --- serve ---------------------------------------------------------------------------
 
@@ -19,8 +19,11 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to bind.")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+    config: ConfigOption = None,
 ) -> None:
     """Start the HTTP server."""
+    if config is not None:  # `agenthost serve --config F` as well as `agenthost --config F serve`
+        _state["config"] = config
     import uvicorn
 
     from agenthost import bootstrap

@@ -53,8 +53,9 @@ async def create_chat_completion(
         await execution.start()
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         encoder = ChunkEncoder(execution.request_id, body.model, include_usage)
-        return sse_response(_frames(execution, encoder))
-    return json_response(await until_disconnect(request, _complete(execution, body.model)))
+        return sse_response(_frames(execution, encoder), execution.headers)
+    completion = await until_disconnect(request, _complete(execution, body.model))
+    return json_response(completion, headers=execution.headers)
 
 
 async def _complete(execution: Execution, model: str) -> dict[str, object]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncGenerator, Awaitable
 from typing import TypeVar
 
 import anyio
@@ -22,6 +22,7 @@ from agenthost.conversation import AgentSpec, RunRequest
 from agenthost.errors import AgentHostError
 from agenthost.events import RunEvent, StepFinished, Usage
 from agenthost.runtime.loop import RunState
+from agenthost.runtime.tools import Caller
 from agenthost.services import Services
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ class Execution:
         self.state = RunState()
         self.headers: dict[str, str] = {}
         self._pass: Pass | None = None
-        self._events: AsyncIterator[RunEvent] | None = None
+        self._events: AsyncGenerator[RunEvent, None] | None = None
         self._first: RunEvent | None = None
 
     async def start(self) -> None:
@@ -62,13 +63,14 @@ class Execution:
         self._pass = await gate.enter(self.principal, self.agent, self.request)
         self.headers = self._pass.headers
         try:
-            self._events = self.services.runner.run(self.agent, self.request, self.state)
+            caller = Caller(self.principal.user_id, self.principal.email)
+            self._events = self.services.runner.run(self.agent, self.request, self.state, caller)
             self._first = await anext(self._events)
         except BaseException:
             await self.close()
             raise
 
-    async def events(self) -> AsyncIterator[RunEvent]:
+    async def events(self) -> AsyncGenerator[RunEvent, None]:
         assert self._events is not None and self._first is not None, "start() first"
         try:
             yield self._first
@@ -83,7 +85,7 @@ class Execution:
             if self._events is not None:
                 events, self._events = self._events, None
                 try:
-                    await events.aclose()  # type: ignore[attr-defined]
+                    await events.aclose()
                 except Exception:
                     log.debug("run closed with an error", exc_info=True)
             passed, self._pass = self._pass, None

@@ -91,9 +91,9 @@ def refusal(scope: Scope, what: str, retry_after: float) -> RateLimited:
         "tokens": "tokens per minute",
         "concurrent": "concurrent requests",
     }
+    owner = "API key" if subject == "key" else "user"
     return RateLimited(
-        f"Rate limit reached for {labels[what]} of this {'API key' if subject == 'key' else 'user'}."
-        f" Try again in {retry_after:.1f}s.",
+        f"Rate limit reached for {labels[what]} of this {owner}. Try again in {retry_after:.1f}s.",
         retry_after=retry_after,
         code="rate_limit_exceeded",
     )

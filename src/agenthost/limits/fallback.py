@@ -6,7 +6,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
 
 from agenthost.limits.base import Lease, RateLimiter, Scope
@@ -17,11 +17,21 @@ log = logging.getLogger(__name__)
 REDIS_ERRORS = (RedisError, OSError, TimeoutError)
 
 
-def connect(url: str) -> Redis:
-    """A client with short timeouts: a dead Redis must not stall the request path."""
-    return Redis.from_url(
-        url, socket_connect_timeout=0.5, socket_timeout=1.0, health_check_interval=30
+def connect(url: str, max_connections: int = 64) -> Redis:
+    """A client with short timeouts: a dead Redis must not stall the request path.
+
+    The pool blocks (briefly) when all its connections are busy instead of failing, so a
+    burst of requests waits for Redis rather than being mistaken for Redis being down.
+    """
+    pool = BlockingConnectionPool.from_url(
+        url,
+        max_connections=max_connections,
+        timeout=2.0,
+        socket_connect_timeout=0.5,
+        socket_timeout=1.0,
+        health_check_interval=30,
     )
+    return Redis(connection_pool=pool)
 
 
 class RedisHealth:
@@ -94,4 +104,4 @@ class FallbackRateLimiter(RateLimiter):
             self._health.failed("rate limiting", exc)
 
     async def aclose(self) -> None:
-        await self._redis.aclose()
+        await self._redis.aclose(close_connection_pool=True)

@@ -8,8 +8,6 @@ so workers on hosts with drifting clocks still share one window.
 
 from __future__ import annotations
 
-from typing import Any
-
 from redis.asyncio import Redis
 
 from agenthost.limits.base import Lease, RateLimiter, Scope, ScopeUsage, refusal
@@ -44,7 +42,7 @@ for i = 1, n do
   redis.call('HSET', h, 'w', window, 'r', r, 't', tk)
   redis.call('PEXPIRE', h, 120000)
   redis.call('ZADD', c, now + ttl, lease)
-  redis.call('PEXPIRE', c, ttl)
+  redis.call('PEXPIRE', c, math.max(redis.call('PTTL', c), ttl))
   table.insert(out, r)
   table.insert(out, tk)
 end
@@ -86,7 +84,7 @@ class RedisRateLimiter(RateLimiter):
     async def acquire(
         self, scopes: list[Scope], tokens: int, lease_id: str, lease_seconds: float
     ) -> Lease:
-        args: list[Any] = [lease_id, tokens, int(lease_seconds * 1000)]
+        args: list[str | int] = [lease_id, tokens, int(lease_seconds * 1000)]
         for scope in scopes:
             limit = scope.limit
             args += [
@@ -104,5 +102,5 @@ class RedisRateLimiter(RateLimiter):
         return lease
 
     async def release(self, lease: Lease, actual_tokens: int) -> None:
-        args = [lease.lease_id, lease.window, actual_tokens - lease.tokens]
+        args: list[str | int] = [lease.lease_id, lease.window, actual_tokens - lease.tokens]
         await self._release(keys=_keys(lease.scopes), args=args)

@@ -309,9 +309,6 @@ class _Generation:
         self._emit(Finish("length" if llama_finish == "length" else "stop"))
 
 
-# --- the provider ------------------------------------------------------------------------
-
-
 class LocalGGUFProvider(Provider):
     """SmolLM2-135M-Instruct (or any GGUF at `model_path`) in-process, text only.
 
@@ -395,9 +392,10 @@ class LocalGGUFProvider(Provider):
                 n_threads=_N_THREADS,
                 verbose=False,
             )
+            formatter = _own_template(llm)
         except Exception as exc:  # llama-cpp reports a bad file as ValueError or RuntimeError
             raise UpstreamUnavailable(f"could not load the local model {path}: {exc}") from exc
-        return _Loaded(llm, _own_template(llm), self._config.context_tokens, self._model_name(path))
+        return _Loaded(llm, formatter, self._config.context_tokens, self._model_name(path))
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
         job = _plan(request)

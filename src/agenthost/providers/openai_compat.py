@@ -351,6 +351,7 @@ class OpenAICompatProvider(Provider):
         self._url = base_url + "/chat/completions"
         self._models_url = base_url + "/models"
         self._api_key = config.api_key.get_secret_value() if config.api_key else None
+        self._read_timeout = config.first_token_timeout_seconds
         headers = {"Accept": "text/event-stream", "Content-Type": "application/json"}
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
@@ -453,6 +454,10 @@ class OpenAICompatProvider(Provider):
     async def _next_chunk(self, chunks: AsyncIterator[bytes], deadline: float) -> bytes | None:
         """The next body bytes, or None at the end (or when the connection broke)."""
         try:
+            # While the deadline is further away than httpx's read timeout, that timeout
+            # fires first, so the per-chunk deadline scope (a timer per token) is skipped.
+            if deadline - asyncio.get_running_loop().time() > self._read_timeout:
+                return await anext(chunks)
             async with asyncio.timeout_at(deadline):
                 return await anext(chunks)
         except StopAsyncIteration:

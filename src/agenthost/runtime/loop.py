@@ -114,6 +114,12 @@ class AgentRunner:
         self._limits = limits
         self._server_tools = server_tools or NoServerTools()
 
+    async def aclose(self) -> None:
+        """Close pooled tool connections (MCP sessions and their processes)."""
+        close = getattr(self._server_tools, "aclose", None)
+        if close is not None:
+            await close()
+
     def provider_for(self, agent: AgentSpec) -> Provider:
         provider = self._providers.get(agent.provider)
         if provider is None:

@@ -80,7 +80,9 @@ def _check_params(data: AgentInput) -> None:
         return
     unknown = sorted(set(parsed) - set(KNOWN_PARAMS))
     if unknown:
-        data.errors["params"] = f"Unknown parameter {unknown[0]!r}; known: {', '.join(KNOWN_PARAMS)}."
+        data.errors["params"] = (
+            f"Unknown parameter {unknown[0]!r}; known: {', '.join(KNOWN_PARAMS)}."
+        )
         return
     data.params = parsed
 

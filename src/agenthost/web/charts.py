@@ -57,7 +57,7 @@ def stacked(
     scale = (HEIGHT - BOTTOM - TOP) / chart.peak if chart.peak else 0.0
     slot = (WIDTH - LEFT) / max(1, len(labels))
     for i, day in enumerate(labels):
-        base = HEIGHT - BOTTOM
+        base = float(HEIGHT - BOTTOM)
         for name in series:
             value = totals.get((day, name), 0)
             if value <= 0:
@@ -70,6 +70,8 @@ def stacked(
             )
         if i % max(1, len(labels) // 7) == 0:
             chart.day_labels.append((LEFT + i * slot + slot / 2, day[5:]))
-    chart.ticks = [(HEIGHT - BOTTOM - f * (HEIGHT - BOTTOM - TOP), f"{int(chart.peak * f):,}")
-                   for f in (0, 0.5, 1)]
+    chart.ticks = [
+        (HEIGHT - BOTTOM - f * (HEIGHT - BOTTOM - TOP), f"{int(chart.peak * f):,}")
+        for f in (0, 0.5, 1)
+    ]
     return chart

@@ -51,7 +51,5 @@ async def _mcp(name: str, config: McpServerSettings) -> HealthRow:
 
 async def check_all(services: Services) -> tuple[list[HealthRow], list[HealthRow]]:
     providers = await asyncio.gather(*(_provider(services, n) for n in services.providers))
-    servers = await asyncio.gather(
-        *(_mcp(n, c) for n, c in services.settings.mcp_servers.items())
-    )
+    servers = await asyncio.gather(*(_mcp(n, c) for n, c in services.settings.mcp_servers.items()))
     return list(providers), list(servers)

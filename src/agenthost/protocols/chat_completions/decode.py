@@ -184,10 +184,6 @@ def decode(body: wire.ChatCompletionRequest) -> RunRequest:
         raise InvalidRequest("'metadata' allows at most 16 pairs.", param="metadata")
     tools = _tools(body.tools)
     choice = _tool_choice(body.tool_choice, tools)
-    if choice is not None and choice.mode != "none" and not tools and choice.allowed:
-        raise InvalidRequest(
-            "'tool_choice' names a tool but 'tools' is empty.", param="tool_choice"
-        )
     return RunRequest(
         messages=[_message(m, i) for i, m in enumerate(body.messages)],
         tools=tools,

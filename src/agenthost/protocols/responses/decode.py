@@ -96,6 +96,21 @@ def _content(item: wire.MessageItem, param: str) -> list[Item]:
     return [_part(p, f"{param}.content[{j}]") for j, p in enumerate(item.content)]
 
 
+def _tool_output(item: wire.FunctionCallOutputItem, param: str) -> Item:
+    output: str | list[Item] = (
+        item.output
+        if isinstance(item.output, str)
+        else [_part(p, f"{param}.output[{j}]") for j, p in enumerate(item.output)]
+    )
+    return {
+        "type": "function_call_output",
+        "id": item.id or ids.prefixed("fco"),
+        "call_id": item.call_id,
+        "output": output,
+        "status": item.status or "completed",
+    }
+
+
 def _normalise_one(item: wire.InputItem, param: str, found: dict[str, Item]) -> Item:
     if isinstance(item, wire.ItemReference):
         if item.id not in found:
@@ -109,18 +124,7 @@ def _normalise_one(item: wire.InputItem, param: str, found: dict[str, Item]) -> 
         out = item.model_dump()
         return {**out, "id": item.id or ids.prefixed("fc"), "status": item.status or "completed"}
     if isinstance(item, wire.FunctionCallOutputItem):
-        output: str | list[Item] = (
-            item.output
-            if isinstance(item.output, str)
-            else [_part(p, f"{param}.output[{j}]") for j, p in enumerate(item.output)]
-        )
-        return {
-            "type": "function_call_output",
-            "id": item.id or ids.prefixed("fco"),
-            "call_id": item.call_id,
-            "output": output,
-            "status": item.status or "completed",
-        }
+        return _tool_output(item, param)
     if isinstance(item, wire.ReasoningItem):
         return {**item.model_dump(exclude_none=True), "id": item.id or ids.prefixed("rs")}
     if isinstance(item, wire.CompactionItem):
@@ -192,7 +196,9 @@ class _Builder:
             self._assistant().tool_calls.append(call)
         elif kind == "function_call_output":
             output = item["output"]
-            parts = [TextPart(output)] if isinstance(output, str) else _user_parts(output)
+            parts: list[ContentPart] = (
+                [TextPart(output)] if isinstance(output, str) else _user_parts(output)
+            )
             self.messages.append(Message("tool", parts, tool_call_id=item["call_id"]))
         elif kind == "reasoning":
             texts = [p["text"] for p in item.get("content") or item.get("summary") or []]
@@ -314,7 +320,7 @@ def decode(
     new_items = normalise(parse_input(body.input), found)
     messages = to_messages(history + new_items, opener, first_param=len(history))
     if not any(m.role in ("user", "tool") for m in messages):
-        raise InvalidRequest("'input' must contain a user message or a tool output.", "input")
+        raise InvalidRequest("'input' must contain a user message or a tool output.", param="input")
     tools = _tools(body.tools)
     choice = _tool_choice(body.tool_choice)
     if choice is not None and choice.allowed is not None and choice.mode != "none":

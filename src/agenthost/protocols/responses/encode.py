@@ -5,8 +5,8 @@ response turns run events into spec events, numbered by `sequence_number` from 0
 
     response.created → response.in_progress →
       per output item: response.output_item.added →
-        message:       content_part.added → output_text.delta* → output_text.done → content_part.done
-        reasoning:     content_part.added → reasoning.delta* → reasoning.done → content_part.done
+        message:   content_part.added → output_text.delta* → output_text.done → content_part.done
+        reasoning: content_part.added → reasoning.delta* → reasoning.done → content_part.done
         function_call: function_call_arguments.delta* → function_call_arguments.done
       → response.output_item.done
     → exactly one of response.completed / response.incomplete / response.failed
@@ -83,9 +83,32 @@ def _text(options: wire.TextOptions | None) -> dict[str, Any]:
     return text
 
 
+def _tools(tools: list[wire.FunctionTool] | None) -> list[dict[str, Any]]:
+    return [
+        {
+            "type": "function",
+            "name": t.name,
+            "description": t.description,
+            "parameters": t.parameters,
+            "strict": t.strict,
+        }
+        for t in tools or []
+    ]
+
+
 def _number(value: float | None, default: Any) -> float:
     picked = value if value is not None else default
     return float(picked) if isinstance(picked, int | float) else 0.0
+
+
+def _sampling(body: wire.CreateResponseRequest, params: dict[str, Any]) -> dict[str, float]:
+    """The sampling settings in effect: the request's, else the agent's, else defaults."""
+    return {
+        "top_p": _number(body.top_p, params.get("top_p", 1.0)),
+        "presence_penalty": _number(body.presence_penalty, params.get("presence_penalty", 0)),
+        "frequency_penalty": _number(body.frequency_penalty, params.get("frequency_penalty", 0)),
+        "temperature": _number(body.temperature, params.get("temperature", 1.0)),
+    }
 
 
 def response_object(
@@ -108,27 +131,13 @@ def response_object(
         "instructions": body.instructions,
         "output": [],
         "error": None,
-        "tools": [
-            {
-                "type": "function",
-                "name": t.name,
-                "description": t.description,
-                "parameters": t.parameters,
-                "strict": t.strict,
-            }
-            for t in body.tools or []
-        ],
+        "tools": _tools(body.tools),
         "tool_choice": _tool_choice(body.tool_choice),
         "truncation": body.truncation or "disabled",
         "parallel_tool_calls": body.parallel_tool_calls is not False,
         "text": _text(body.text),
-        "top_p": _number(body.top_p, agent_params.get("top_p", 1.0)),
-        "presence_penalty": _number(body.presence_penalty, agent_params.get("presence_penalty", 0)),
-        "frequency_penalty": _number(
-            body.frequency_penalty, agent_params.get("frequency_penalty", 0)
-        ),
+        **_sampling(body, agent_params),
         "top_logprobs": body.top_logprobs or 0,
-        "temperature": _number(body.temperature, agent_params.get("temperature", 1.0)),
         "reasoning": (
             {"effort": reasoning.effort, "summary": reasoning.summary} if reasoning else None
         ),
@@ -175,7 +184,9 @@ class ResponseStream:
         return event
 
     def _snapshot(self, type_: str) -> Event:
-        return self._event(type_, response=dict(self.response, output=list(self.response["output"])))
+        return self._event(
+            type_, response=dict(self.response, output=list(self.response["output"]))
+        )
 
     def opening(self, queued: bool = False) -> list[Event]:
         """`response.created` (or `.queued`) then `response.in_progress`."""
@@ -333,7 +344,9 @@ class ResponseStream:
         events = self._close("completed") + self._add_item(dict(item, status="in_progress"))
         self.response["output"][-1] = item
         self._open = None
-        done = self._event("response.output_item.done", output_index=len(self.response["output"]) - 1, item=item)
+        done = self._event(
+            "response.output_item.done", output_index=len(self.response["output"]) - 1, item=item
+        )
         return [*events, done]
 
     def _close(self, status: str) -> list[Event]:
@@ -342,22 +355,31 @@ class ResponseStream:
         if open_item is None:
             return []
         text = "".join(open_item.parts)
-        item, where = open_item.item, {"item_id": open_item.item["id"], "output_index": open_item.index}
+        item, where = (
+            open_item.item,
+            {"item_id": open_item.item["id"], "output_index": open_item.index},
+        )
         events: list[Event] = []
         if open_item.kind == "function_call":
             item["arguments"] = text
-            events.append(self._event("response.function_call_arguments.done", **where, arguments=text))
+            events.append(
+                self._event("response.function_call_arguments.done", **where, arguments=text)
+            )
         elif open_item.kind == "message":
             part = {"type": "output_text", "text": text, "annotations": []}
             item["content"] = [part]
             events.append(
-                self._event("response.output_text.done", **where, content_index=0, text=text, logprobs=[])
+                self._event(
+                    "response.output_text.done", **where, content_index=0, text=text, logprobs=[]
+                )
             )
             events.append(self._part_event("response.content_part.done", open_item, part))
         else:
             part = {"type": "reasoning_text", "text": text}
             item["content"] = [part]
-            events.append(self._event("response.reasoning.done", **where, content_index=0, text=text))
+            events.append(
+                self._event("response.reasoning.done", **where, content_index=0, text=text)
+            )
             events.append(self._part_event("response.content_part.done", open_item, part))
         if open_item.kind != "reasoning":
             item["status"] = status
@@ -396,7 +418,10 @@ class ResponseStream:
         events = self._close("incomplete")
         self.finished = True
         self.response["status"] = "failed"
-        self.response["error"] = {"code": error.get("code") or "server_error", "message": error["message"]}
+        self.response["error"] = {
+            "code": error.get("code") or "server_error",
+            "message": error["message"],
+        }
         self.response["usage"] = usage_object(usage or Usage())
         payload = {k: error.get(k) for k in ("type", "code", "message", "param")}
         events.append(self._event("error", error=payload))

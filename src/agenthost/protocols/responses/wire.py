@@ -239,7 +239,7 @@ class TextOptions(_Wire):
 
 
 class ReasoningOptions(_Wire):
-    effort: Literal["none", "minimal", "low", "medium", "high", "xhigh"] | None = None
+    effort: Literal["none", "low", "medium", "high", "xhigh"] | None = None
     summary: Literal["concise", "detailed", "auto"] | None = None
 
 

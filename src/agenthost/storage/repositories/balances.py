@@ -21,7 +21,9 @@ async def ensure(session: AsyncSession, user_id: str, start_balance: int) -> Non
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
     stmt = (
         insert(Balance)
-        .values(user_id=user_id, credits=start_balance, last_refill_at=utcnow(), updated_at=utcnow())
+        .values(
+            user_id=user_id, credits=start_balance, last_refill_at=utcnow(), updated_at=utcnow()
+        )
         .on_conflict_do_nothing(index_elements=["user_id"])
     )
     await session.execute(stmt)

@@ -49,10 +49,12 @@ async def get_owned(session: AsyncSession, response_id: str, user_id: str) -> St
 
 
 async def finish(session: AsyncSession, body: dict[str, Any]) -> bool:
-    """Write the final body unless the response already ended (e.g. it was cancelled)."""
+    """Write the final body unless the response already ended. A cancelled run may still
+    write its partial output after the cancel marked it."""
+    open_states = RUNNING + (("cancelled",) if body["status"] == "cancelled" else ())
     result = await session.execute(
         update(StoredResponse)
-        .where(StoredResponse.id == body["id"], StoredResponse.status.in_(RUNNING))
+        .where(StoredResponse.id == body["id"], StoredResponse.status.in_(open_states))
         .values(status=body["status"], body=body, updated_at=utcnow())
     )
     return bool(getattr(result, "rowcount", 0))

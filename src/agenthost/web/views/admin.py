@@ -46,7 +46,11 @@ async def users_page(visit: AdminDep) -> Response:
 
 @router.post("/admin/users")
 async def create_user(visit: AdminDep, form: FormDep) -> Response:
-    email, role, password = field(form, "email").lower(), field(form, "role"), field(form, "password")
+    email, role, password = (
+        field(form, "email").lower(),
+        field(form, "role"),
+        field(form, "password"),
+    )
     if "@" not in email or role not in user_repo.ROLES or len(password) < 8:
         return await _users_page(
             visit, "Give an email, a role and a password of at least 8 characters."

@@ -8,7 +8,7 @@ from starlette.responses import Response
 from agenthost.storage.models import utcnow
 from agenthost.storage.repositories import agents as agent_repo
 from agenthost.storage.repositories import api_keys as key_repo
-from agenthost.storage.repositories import balances, usage_summary
+from agenthost.storage.repositories import balances, usage, usage_summary
 from agenthost.web import charts
 from agenthost.web.context import UserDep, render
 
@@ -18,9 +18,7 @@ DAY_CHOICES = (7, 14, 30, 90)
 
 
 @router.get("/usage")
-async def usage_page(
-    visit: UserDep, by: str = "agent", days: int = 14, page: int = 1
-) -> Response:
+async def usage_page(visit: UserDep, by: str = "agent", days: int = 14, page: int = 1) -> Response:
     by = by if by in ("agent", "key") else "agent"
     days = days if days in DAY_CHOICES else 14
     page = max(1, page)
@@ -29,12 +27,12 @@ async def usage_page(
         credits = await balances.get_credits(session, me.id)
         rows = await usage_summary.daily(session, me.id, days, by)
         total = await usage_summary.count_transactions(session, me.id)
-        transactions = await balances.recent_transactions(
+        transactions = await usage.list_transactions(
             session, me.id, PAGE_SIZE, (page - 1) * PAGE_SIZE
         )
-        key_names = {k.id: f"{k.name} ({k.prefix}…)" for k in await key_repo.list_for_user(
-            session, me.id
-        )}
+        key_names = {
+            k.id: f"{k.name} ({k.prefix}…)" for k in await key_repo.list_for_user(session, me.id)
+        }
         agent_names = {a.id: a.name for a in await agent_repo.list_all(session)}
     names = agent_names if by == "agent" else key_names
     today = utcnow().date()

@@ -1,0 +1,236 @@
+"""Open Responses over HTTP: create (JSON or SSE, foreground or background), retrieve,
+delete, list input items, cancel, compact. Every stored response is visible to its owner
+only; anyone else gets the same 404 as for an id that never existed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request
+from pydantic import ValidationError
+from starlette.responses import Response
+
+from agenthost import ids
+from agenthost.auth.principal import Principal
+from agenthost.errors import InvalidRequest, NotFound
+from agenthost.events import Usage
+from agenthost.http import responses_flow as flow
+from agenthost.http import responses_ws
+from agenthost.http.deps import PrincipalDep, ServicesDep
+from agenthost.http.responses import json_response, sse_response
+from agenthost.http.run import until_disconnect
+from agenthost.protocols import sse
+from agenthost.protocols.responses import decode, wire
+from agenthost.protocols.responses.encode import usage_object
+from agenthost.services import Services
+from agenthost.storage.models import StoredResponse
+from agenthost.storage.repositories import responses as repo
+
+router = APIRouter()
+router.include_router(responses_ws.router)  # WebSocket mode shares the /responses path
+
+
+def _body_schema(model: type[wire._Wire]) -> dict[str, Any]:
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+def response_not_found(response_id: str) -> NotFound:
+    return NotFound(
+        f"Response with id '{response_id}' not found.", code="response_not_found", param="id"
+    )
+
+
+async def _owned(services: Services, principal: Principal, response_id: str) -> StoredResponse:
+    async with services.db.session() as session:
+        row = await repo.get_owned(session, response_id, principal.user_id)
+    if row is None:
+        raise response_not_found(response_id)
+    return row
+
+
+@router.post(
+    "/responses",
+    summary="Create a response",
+    openapi_extra=_body_schema(wire.CreateResponseRequest),
+)
+async def create_response(
+    request: Request, principal: PrincipalDep, services: ServicesDep
+) -> Response:
+    try:
+        body = wire.CreateResponseRequest.model_validate_json(await request.body())
+    except ValidationError as exc:
+        raise flow.invalid_body(exc) from None
+    if body.background:
+        return await _background(services, principal, body)
+    turn = await flow.prepare(services, principal, body)
+    if body.stream:
+        # Failures before the first token are plain HTTP errors, not a 200 stream.
+        await flow.begin(turn)
+        return sse_response(_frames(turn))
+    return json_response(await until_disconnect(request, _complete(turn)))
+
+
+async def _complete(turn: flow.Turn) -> dict[str, Any]:
+    await flow.begin(turn)
+    return await flow.final_response(turn)
+
+
+async def _frames(turn: flow.Turn) -> AsyncIterator[bytes]:
+    async with aclosing(turn.events()) as events:
+        async for event in events:
+            yield sse.event_frame(event["type"], event)
+    yield sse.DONE
+
+
+async def _background(
+    services: Services, principal: Principal, body: wire.CreateResponseRequest
+) -> Response:
+    if body.stream:
+        raise InvalidRequest(
+            "'background' cannot be combined with 'stream'; poll GET /responses/{id}.",
+            code="unsupported_parameter",
+            param="background",
+        )
+    if body.store is False:
+        raise InvalidRequest("'background' requires 'store' to be true.", param="store")
+    turn = await flow.prepare(services, principal, body)
+    await turn.save_new()
+    services.background.start(turn.id, flow.run_in_background(turn))
+    return json_response(turn.stream.response)
+
+
+@router.get("/responses/{response_id}", summary="Retrieve a response")
+async def get_response(
+    response_id: str, principal: PrincipalDep, services: ServicesDep
+) -> Response:
+    return json_response((await _owned(services, principal, response_id)).body)
+
+
+@router.delete("/responses/{response_id}", summary="Delete a response")
+async def delete_response(
+    response_id: str, principal: PrincipalDep, services: ServicesDep
+) -> Response:
+    await _owned(services, principal, response_id)
+    await services.background.cancel(response_id)
+    async with services.db.session() as session:
+        deleted = await repo.delete_owned(session, response_id, principal.user_id)
+    if not deleted:
+        raise response_not_found(response_id)
+    return json_response({"id": response_id, "object": "response", "deleted": True})
+
+
+@router.post("/responses/{response_id}/cancel", summary="Cancel a background response")
+async def cancel_response(
+    response_id: str, principal: PrincipalDep, services: ServicesDep
+) -> Response:
+    row = await _owned(services, principal, response_id)
+    if not row.body.get("background"):
+        raise InvalidRequest(
+            "Only responses created with 'background': true can be cancelled.",
+            code="not_background",
+            param="response_id",
+        )
+    if row.status in repo.RUNNING:
+        await services.background.cancel(response_id)
+        async with services.db.session() as session:
+            await repo.set_status(session, response_id, "cancelled")
+    return json_response((await _owned(services, principal, response_id)).body)
+
+
+def _page(
+    items: list[dict[str, Any]], after: str | None, before: str | None, limit: int
+) -> tuple[list[dict[str, Any]], bool]:
+    positions = {item.get("id"): n for n, item in enumerate(items)}
+    start, end = 0, len(items)
+    if after is not None:
+        if after not in positions:
+            raise InvalidRequest(f"No input item with id '{after}'.", param="after")
+        start = positions[after] + 1
+    if before is not None:
+        if before not in positions:
+            raise InvalidRequest(f"No input item with id '{before}'.", param="before")
+        end = positions[before]
+    window = items[start:end]
+    return window[:limit], len(window) > limit
+
+
+@router.get("/responses/{response_id}/input_items", summary="List a response's input items")
+async def list_input_items(
+    response_id: str,
+    principal: PrincipalDep,
+    services: ServicesDep,
+    after: str | None = None,
+    before: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    order: Literal["asc", "desc"] = "desc",
+    include: Annotated[list[str] | None, Query(alias="include[]")] = None,
+) -> Response:
+    row = await _owned(services, principal, response_id)
+    items = list(row.input_items or [])
+    if order == "desc":
+        items.reverse()
+    data, has_more = _page(items, after, before, limit)
+    return json_response(
+        {
+            "object": "list",
+            "data": data,
+            "first_id": data[0]["id"] if data else None,
+            "last_id": data[-1]["id"] if data else None,
+            "has_more": has_more,
+        }
+    )
+
+
+@router.post(
+    "/responses/compact",
+    summary="Compact a conversation",
+    openapi_extra=_body_schema(wire.CompactRequest),
+)
+async def compact_response(
+    request: Request, principal: PrincipalDep, services: ServicesDep
+) -> Response:
+    try:
+        body = wire.CompactRequest.model_validate_json(await request.body())
+    except ValidationError as exc:
+        raise flow.invalid_body(exc) from None
+    await services.access.resolve(principal, body.model)
+    history = await flow.load_history(services, principal, body.previous_response_id, None)
+    items = await _compactable(services, principal, body, history)
+    sealed = flow.sealer(services).seal(items, principal.user_id)
+    compaction = {"type": "compaction", "id": ids.prefixed("cmp"), "encrypted_content": sealed}
+    return json_response(
+        {
+            "id": ids.prefixed("resp"),
+            "object": "response.compaction",
+            "created_at": int(time.time()),
+            "output": [compaction],
+            "usage": usage_object(Usage()),  # sealing calls no model
+        }
+    )
+
+
+async def _compactable(
+    services: Services,
+    principal: Principal,
+    body: wire.CompactRequest,
+    history: list[dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """History and input as flat items: earlier compaction items are opened, not nested."""
+    parsed = decode.parse_input(body.input)
+    found = await flow.references(services, principal, parsed, history)
+    opener = flow.sealer(services)
+    items: list[dict[str, Any]] = []
+    for n, item in enumerate(history + decode.normalise(parsed, found)):
+        if item.get("type") == "compaction":
+            inner = opener.open(item["encrypted_content"], principal.user_id, f"input[{n}]")
+            items.extend(decode.normalise(wire.ITEMS.validate_python(inner), {}))
+        else:
+            items.append(item)
+    if not items:
+        raise InvalidRequest("There is nothing to compact: 'input' is empty.", param="input")
+    return items

@@ -1,0 +1,177 @@
+"""Open Responses WebSocket mode (spec 2026-04-24) on the same path as `POST /responses`.
+
+The client sends `response.create` messages (a create body plus `type`, without `stream`,
+`stream_options` or `background`); they are processed one at a time, and each answers with
+the same events as the SSE stream, one JSON text frame per event. Failures outside a
+response are `WebSocketErrorEvent`s: `{"type": "error", "status": …, "error": {…}}`.
+`previous_response_id` also finds this connection's `store: false` responses; a failed
+continuation evicts the id it continued from. The connection ends after
+`limits.websocket_connection_seconds` with `websocket_connection_limit_reached`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import aclosing
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from pydantic import ValidationError
+from starlette.websockets import WebSocketState
+
+from agenthost.auth.principal import Principal
+from agenthost.errors import AgentHostError, InvalidRequest
+from agenthost.http import responses_flow as flow
+from agenthost.http.errors import describe, error_payload, json_error
+from agenthost.protocols.responses import wire
+from agenthost.services import Services
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+DISALLOWED = ("stream", "stream_options", "background")
+CLOSE_NORMAL = 1000
+CLOSE_POLICY = 1008
+
+
+def _error_event(status: int, payload: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "error", "status": status, "error": payload["error"]}
+
+
+def _domain_error_event(exc: AgentHostError) -> dict[str, Any]:
+    status, payload = describe(exc)
+    return _error_event(status, payload)
+
+
+def _bearer(websocket: WebSocket) -> str | None:
+    scheme, _, token = (websocket.headers.get("authorization") or "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else None
+
+
+async def _authenticate(websocket: WebSocket, services: Services) -> Principal | None:
+    """The same Bearer key check as HTTP, on the upgrade request; refused before accept."""
+    try:
+        return await services.keys.authenticate(_bearer(websocket))
+    except AgentHostError as exc:
+        status, payload = describe(exc)
+        try:
+            await websocket.send_denial_response(json_error(status, payload))
+        except RuntimeError:  # the server cannot send an HTTP denial: close instead
+            await websocket.close(code=CLOSE_POLICY, reason=payload["error"]["message"][:120])
+        return None
+
+
+def _parse(text: str) -> wire.CreateResponseRequest:
+    try:
+        data = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest("The message is not valid JSON.", code="invalid_json") from exc
+    if not isinstance(data, dict) or data.get("type") != "response.create":
+        raise InvalidRequest(
+            "Send messages of type 'response.create'.", code="invalid_event_type", param="type"
+        )
+    for name in DISALLOWED:
+        if name in data:
+            raise InvalidRequest(
+                f"'{name}' is not allowed in WebSocket mode.",
+                code="unsupported_parameter",
+                param=name,
+            )
+    del data["type"]
+    return wire.CreateResponseRequest.model_validate(data)
+
+
+class Connection:
+    """One socket: its principal, its local history and its clock."""
+
+    def __init__(self, websocket: WebSocket, services: Services, principal: Principal) -> None:
+        self.websocket = websocket
+        self.services = services
+        self.principal = principal
+        self.local = flow.LocalHistory()
+
+    async def send(self, event: dict[str, Any]) -> None:
+        await self.websocket.send_text(orjson.dumps(event).decode())
+
+    async def handle(self, text: str) -> None:
+        body: wire.CreateResponseRequest | None = None
+        try:
+            body = _parse(text)
+            turn = await flow.prepare(self.services, self.principal, body, self.local)
+            await flow.begin(turn)
+        except ValidationError as exc:
+            await self.send(_domain_error_event(flow.invalid_body(exc)))
+            return
+        except AgentHostError as exc:
+            self._forget_failed(body, exc)
+            await self.send(_domain_error_event(exc))
+            return
+        async with aclosing(turn.events()) as events:
+            async for event in events:
+                await self.send(event)
+        if turn.stream.response["status"] == "failed":
+            self._forget_failed(body, turn.error)
+        else:
+            self.local.remember(turn.id, turn.context())
+
+    def _forget_failed(
+        self, body: wire.CreateResponseRequest | None, exc: BaseException | None
+    ) -> None:
+        """A failed continuation evicts the response it continued from."""
+        if body is None or body.previous_response_id is None:
+            return
+        if isinstance(exc, InvalidRequest) and exc.code == "previous_response_not_found":
+            return
+        self.local.evict(body.previous_response_id)
+
+
+async def _limit_reached(connection: Connection) -> None:
+    payload = error_payload(
+        "The WebSocket connection reached its time limit; open a new connection.",
+        "invalid_request_error",
+        "websocket_connection_limit_reached",
+    )
+    await connection.send(_error_event(400, payload))
+    await connection.websocket.close(code=CLOSE_NORMAL)
+
+
+async def _next_text(websocket: WebSocket) -> str:
+    message = await websocket.receive()
+    if message["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(message.get("code", CLOSE_NORMAL))
+    if message.get("text") is not None:
+        return str(message["text"])
+    return bytes(message.get("bytes") or b"").decode("utf-8", "replace")
+
+
+@router.websocket("/responses")
+async def responses_socket(websocket: WebSocket) -> None:
+    services: Services = websocket.app.state.services
+    principal = await _authenticate(websocket, services)
+    if principal is None:
+        return
+    await websocket.accept()
+    connection = Connection(websocket, services, principal)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + services.settings.limits.websocket_connection_seconds
+    try:
+        while True:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                await _limit_reached(connection)
+                return
+            try:
+                text = await asyncio.wait_for(_next_text(websocket), remaining)
+            except TimeoutError:
+                await _limit_reached(connection)
+                return
+            await connection.handle(text)
+    except WebSocketDisconnect:
+        return
+    except Exception:
+        log.exception("websocket connection failed")
+        if websocket.application_state == WebSocketState.CONNECTED:
+            payload = error_payload("Internal server error.", "server_error", "internal_error")
+            await connection.send(_error_event(500, payload))
+            await websocket.close(code=1011)

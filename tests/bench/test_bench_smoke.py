@@ -1,0 +1,44 @@
+"""`python -m bench` runs end to end in a tiny configuration and reports real figures."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_bench_command_measures_agenthost_and_direct(tmp_path: Path) -> None:
+    out = tmp_path / "result.json"
+    command = [sys.executable, "-m", "bench", "--quick", "--scenarios", "overhead,streams1000"]
+    command += [
+        "--concurrency",
+        "1,4",
+        "--open-streams",
+        "20",
+        "--seconds",
+        "0.5",
+        "--out",
+        str(out),
+    ]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "agenthost | direct" in done.stdout
+
+    result = json.loads(out.read_text())
+    rows = result["rows"]
+    cells = {(r["target"], r["stream"], r["concurrency"]) for r in rows}
+    for target in ("agenthost", "direct"):
+        for stream in (False, True):
+            assert {(target, stream, 1), (target, stream, 4)} <= cells
+    for row in rows:
+        assert row["requests"] > 0 and row["errors"] == 0, row
+        assert row["tokens"] == row["requests"] * 16, row  # the upstream's 16-token answer
+        assert row["cpu_s_per_1k"] is not None and row["peak_rss_mb"] > 0
+    paired = result["paired"]
+    assert all(line["added_p50_ms"] is not None for line in paired)
+    held = {h["target"]: h for h in result["streams"]}
+    assert held["agenthost"]["open"] == 20 and held["direct"]["open"] == 20
+    assert any(c["check"].endswith("added p50 ms, c=1") for c in result["checks"])

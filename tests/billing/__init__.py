@@ -1,0 +1,1 @@
+"""Token balances, pricing, the ledger and rate limits."""
