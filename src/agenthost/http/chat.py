@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import aclosing
+from typing import Any
 
 from fastapi import APIRouter, Request
 from pydantic import ValidationError
@@ -14,7 +15,7 @@ from agenthost import ids
 from agenthost.errors import AgentHostError
 from agenthost.events import RunFinished
 from agenthost.http.deps import PrincipalDep, ServicesDep
-from agenthost.http.errors import describe, error_payload, validation_error
+from agenthost.http.errors import ERROR_RESPONSES, describe, error_payload, validation_error
 from agenthost.http.responses import json_response, sse_response
 from agenthost.http.run import Execution, until_disconnect
 from agenthost.protocols import sse
@@ -24,21 +25,50 @@ from agenthost.protocols.chat_completions.encode import ChunkEncoder, Completion
 log = logging.getLogger(__name__)
 router = APIRouter()
 
-_BODY_SCHEMA = {
+
+def _inline_refs(node: Any, definitions: dict[str, Any]) -> Any:
+    """The schema with every `#/$defs/X` reference replaced by X (the models are not
+    recursive), so the OpenAPI document needs no extra components."""
+    if isinstance(node, list):
+        return [_inline_refs(item, definitions) for item in node]
+    if not isinstance(node, dict):
+        return node
+    ref = node.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/$defs/"):
+        return _inline_refs(definitions[ref.removeprefix("#/$defs/")], definitions)
+    return {k: _inline_refs(v, definitions) for k, v in node.items() if k != "$defs"}
+
+
+def _request_schema() -> dict[str, Any]:
+    schema = wire.ChatCompletionRequest.model_json_schema()
+    return dict(_inline_refs(schema, schema.get("$defs", {})))
+
+
+_OPENAPI: dict[str, Any] = {
     "requestBody": {
         "required": True,
-        "content": {
-            "application/json": {
-                "schema": wire.ChatCompletionRequest.model_json_schema(
-                    ref_template="#/components/schemas/{model}"
-                )
-            }
-        },
+        "content": {"application/json": {"schema": _request_schema()}},
     }
+}
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "A chat.completion object, or with `stream: true` an SSE stream of "
+        "chat.completion.chunk objects ending with `data: [DONE]`",
+        "content": {
+            "application/json": {"schema": {"type": "object"}},
+            "text/event-stream": {"schema": {"type": "string"}},
+        },
+    },
+    **ERROR_RESPONSES,
 }
 
 
-@router.post("/chat/completions", summary="Create a chat completion", openapi_extra=_BODY_SCHEMA)
+@router.post(
+    "/chat/completions",
+    summary="Create a chat completion",
+    openapi_extra=_OPENAPI,
+    responses=_RESPONSES,
+)
 async def create_chat_completion(
     request: Request, principal: PrincipalDep, services: ServicesDep
 ) -> Response:

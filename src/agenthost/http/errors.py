@@ -35,6 +35,43 @@ _MAPPING: list[tuple[type[errors.AgentHostError], int, str]] = [
 ]
 
 
+_NULLABLE_STRING = {"anyOf": [{"type": "string"}, {"type": "null"}]}
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["message", "type", "param", "code"],
+            "properties": {
+                "message": {"type": "string"},
+                "type": {"type": "string"},
+                "param": _NULLABLE_STRING,
+                "code": _NULLABLE_STRING,
+            },
+        }
+    },
+}
+_ERROR_STATUSES = {
+    400: "Malformed JSON, a schema violation or an unsupported parameter value",
+    401: "Missing, invalid, revoked or expired API key",
+    402: "The balance cannot cover the request",
+    403: "The key's role may not use remote agents",
+    404: "Unknown agent or one this key may not see, or an unknown id",
+    413: "Body over limits.max_body_bytes",
+    429: "Rate limit exceeded (see Retry-After)",
+    502: "The upstream model failed",
+    503: "The upstream model is unavailable",
+    504: "The upstream model timed out",
+}
+# OpenAPI `responses` for every API route: each error status, all in ERROR_SCHEMA's shape.
+# `default` also keeps FastAPI from advertising a 422 that we never send (we send 400).
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"description": text, "content": {"application/json": {"schema": ERROR_SCHEMA}}}
+    for status, text in [*_ERROR_STATUSES.items(), ("default", "Any other error")]
+}
+
+
 def error_payload(
     message: str, type_: str, code: str | None = None, param: str | None = None
 ) -> dict[str, Any]:
