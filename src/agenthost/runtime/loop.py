@@ -177,9 +177,7 @@ class AgentRunner:
                 yield run.incomplete(stopped)
                 return
             if not step.server_calls:
-                if step.finish == "stop" and not step.caller_calls:
-                    structured.check_output(call.response_format, "".join(step.text))
-                yield finished(step, state.usage)
+                yield self._answer(run, call, step)
                 return
             run.messages.append(assistant_message(step))
             try:
@@ -194,6 +192,13 @@ class AgentRunner:
             # A forced choice has been honoured by the server calls: let the model answer.
             run.tool_choice = ToolChoice("auto", run.tool_choice.allowed)
         yield run.incomplete("max_steps")
+
+    @staticmethod
+    def _answer(run: _Run, call: ModelRequest, step: Step) -> RunFinished:
+        """The run's end after a step without server calls (a strict schema is checked)."""
+        if step.finish == "stop" and not step.caller_calls:
+            structured.check_output(call.response_format, "".join(step.text))
+        return finished(step, run.state.usage)
 
     @staticmethod
     def _server_call_limit(run: _Run, step: Step, step_no: int) -> str | None:
