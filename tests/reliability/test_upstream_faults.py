@@ -104,9 +104,9 @@ class Midway:
 
 
 MID_STREAM = {
-    "cut": Midway("!cut", "upstream_error", 502, "Hello from ", 3),
-    "error_event": Midway("!error", "upstream_error", 502, "Hello from ", 3),
-    "stall_after_first_token": Midway("!stall 3000", "upstream_timeout", 504, "Hello ", 2),
+    "cut": Midway("!cut", "upstream_error", 502, "Hello from", 3),
+    "error_event": Midway("!error", "upstream_error", 502, "Hello from", 3),
+    "stall_after_first_token": Midway("!stall 3000", "upstream_timeout", 504, "Hello", 2),
 }
 
 

@@ -100,6 +100,8 @@ class AssistantMessage(_Wire):
     function_call: FunctionCall | None = None
     audio: AudioRef | None = None
     reasoning_content: str | None = None
+    # Sent back by clients that replay `message.model_dump()`; carries nothing for the model.
+    annotations: list[dict[str, Any]] | None = None
 
 
 class ToolMessage(_Wire):
