@@ -13,8 +13,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -26,6 +24,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from agenthost.errors import ConfigError
 

@@ -5,11 +5,13 @@ pointing at a closed port."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import Tenant, make_tenant
+from tests.conftest import Tenant
 from tests.fakes.process import start_process, stop_process
 from tests.support.server import Server, free_port, running_server
 
@@ -43,6 +45,14 @@ def fault_overrides(upstream_url: str) -> dict[str, object]:
                 "connect_timeout_seconds": 2,
             },
         },
+        "mcp_servers": {
+            "tools": {
+                "transport": "stdio",
+                "command": sys.executable,
+                "args": [str(FAKES / "mcp_server.py"), "stdio", "--name", "tools"],
+            }
+        },
+        "limits": {"run": {"tool_timeout_seconds": 20}},
     }
 
 
@@ -53,11 +63,27 @@ def rserver(tmp_path_factory: pytest.TempPathFactory, own_upstream: str) -> Iter
         yield srv
 
 
+def quick_tenant(server: Server, email: str, role: str = "user") -> Tenant:
+    """Like `make_tenant`, with the key and the agents made by concurrent CLI runs."""
+    server.add_user(email, role)
+    with ThreadPoolExecutor(3) as pool:
+        key = pool.submit(server.create_key, email)
+        scripted = pool.submit(server.create_agent, email, "scripted", "scripted-model")
+        fake = pool.submit(server.create_agent, email, "fake", "gpt-4o-mini")
+        return Tenant(email, key.result(), scripted.result(), fake.result())
+
+
 @pytest.fixture(scope="package")
 def carol(rserver: Server) -> Tenant:
-    return make_tenant(rserver, "carol@example.com")
+    return quick_tenant(rserver, "carol@example.com")
 
 
 @pytest.fixture(scope="package")
 def closed_agent(rserver: Server, carol: Tenant) -> str:
     return rserver.create_agent(carol.email, "closed", "gpt-4o-mini")
+
+
+@pytest.fixture(scope="package")
+def tool_agent(rserver: Server, carol: Tenant) -> str:
+    """A scripted agent with the fake MCP server's tools (`hang`, `echo`, …)."""
+    return rserver.create_agent(carol.email, "scripted", "scripted-model", "--mcp", "tools")

@@ -63,7 +63,9 @@ def call(api: str, key: str, mode: str, agent: str, prompt: str, timeout: float 
 
 def _json_outcome(interface: str, data: dict[str, Any]) -> Outcome:
     if interface == "chat":
-        return Outcome(200, text=data["choices"][0]["message"]["content"] or "", ended_properly=True)
+        return Outcome(
+            200, text=data["choices"][0]["message"]["content"] or "", ended_properly=True
+        )
     text = "".join(
         part.get("text", "")
         for item in data["output"]

@@ -30,7 +30,9 @@ def auth(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
-def assert_error_shape(response: httpx.Response, status: int, code: str | None = None) -> dict[str, Any]:
+def assert_error_shape(
+    response: httpx.Response, status: int, code: str | None = None
+) -> dict[str, Any]:
     """The DESIGN.md error body; returns its inner `error` object."""
     assert response.status_code == status, (response.status_code, response.text[:500])
     assert response.headers["content-type"].startswith("application/json")
@@ -76,7 +78,9 @@ def ledger(server: Server, email: str) -> Ledger:
             "WHERE user_id = ? AND kind = 'usage' ORDER BY id",
             (user_id,),
         ).fetchall()
-        found = conn.execute("SELECT credits FROM balances WHERE user_id = ?", (user_id,)).fetchone()
+        found = conn.execute(
+            "SELECT credits FROM balances WHERE user_id = ?", (user_id,)
+        ).fetchone()
         (total,) = conn.execute(
             "SELECT COALESCE(SUM(credits), 0) FROM transactions WHERE user_id = ?", (user_id,)
         ).fetchone()

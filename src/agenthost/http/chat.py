@@ -14,6 +14,7 @@ from starlette.responses import Response
 from agenthost import ids
 from agenthost.errors import AgentHostError
 from agenthost.events import RunFinished
+from agenthost.http import url_guard
 from agenthost.http.deps import PrincipalDep, ServicesDep
 from agenthost.http.errors import ERROR_RESPONSES, describe, error_payload, validation_error
 from agenthost.http.responses import json_response, sse_response
@@ -77,6 +78,7 @@ async def create_chat_completion(
     except ValidationError as exc:
         return validation_error(exc)
     agent = await services.access.resolve(principal, body.model)
+    await url_guard.check_chat(body)
     run_request = decode.decode(body)
     execution = Execution(services, principal, agent, run_request, ids.prefixed("chatcmpl"))
     if body.stream:

@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
+from starlette.routing import Match, Route
 
 from agenthost import errors
 
@@ -52,7 +53,7 @@ ERROR_SCHEMA: dict[str, Any] = {
         }
     },
 }
-_ERROR_STATUSES = {
+_ERROR_STATUSES: dict[int | str, str] = {
     400: "Malformed JSON, a schema violation or an unsupported parameter value",
     401: "Missing, invalid, revoked or expired API key",
     402: "The balance cannot cover the request",
@@ -68,7 +69,7 @@ _ERROR_STATUSES = {
 # `default` also keeps FastAPI from advertising a 422 that we never send (we send 400).
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"description": text, "content": {"application/json": {"schema": ERROR_SCHEMA}}}
-    for status, text in [*_ERROR_STATUSES.items(), ("default", "Any other error")]
+    for status, text in {**_ERROR_STATUSES, "default": "Any other error"}.items()
 }
 
 
@@ -130,6 +131,17 @@ def _request_validation(_: Request, exc: Exception) -> Response:
     return validation_error(exc)
 
 
+def _allowed_methods(request: Request) -> str | None:
+    """Every method of every route on this path (Starlette lists only the first route's)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, Route) and route.methods:
+            match, _ = route.matches(request.scope)
+            if match != Match.NONE:
+                methods |= route.methods
+    return ", ".join(sorted(methods)) or None
+
+
 def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     html_error = getattr(request.app.state, "html_error", None)
@@ -137,15 +149,20 @@ def _http_error(request: Request, exc: Exception) -> Response:
         # Web pages get HTML error pages; the API keeps its JSON shape.
         response: Response = html_error(request, exc.status_code)
         return response
+    headers = dict(exc.headers or {})
     if exc.status_code == 404:
         payload = error_payload("Unknown route.", "not_found_error", "not_found")
     elif exc.status_code == 405:
         payload = error_payload(
             "Method not allowed.", "invalid_request_error", "method_not_allowed"
         )
+        allowed = _allowed_methods(request)
+        if allowed:
+            headers = {k: v for k, v in headers.items() if k.lower() != "allow"}
+            headers["Allow"] = allowed
     else:
         payload = error_payload(str(exc.detail), "invalid_request_error", None)
-    return json_error(exc.status_code, payload, dict(exc.headers or {}))
+    return json_error(exc.status_code, payload, headers)
 
 
 def _unexpected(_: Request, exc: Exception) -> Response:

@@ -22,6 +22,7 @@ from agenthost import ids
 from agenthost.auth.principal import Principal
 from agenthost.conversation import AgentSpec
 from agenthost.errors import AgentHostError, InvalidRequest
+from agenthost.http import url_guard
 from agenthost.http.errors import describe
 from agenthost.http.run import Execution
 from agenthost.protocols.responses import decode, wire
@@ -296,6 +297,7 @@ async def prepare(
     """Everything up to (not including) the first model call."""
     agent = await services.access.resolve(principal, require_model(body.model))
     decoded = await decode_input(services, principal, body, local)
+    await url_guard.check_response_items(decoded.input_items)
     response_id = ids.prefixed("resp")
     status = "queued" if body.background else "in_progress"
     stream = ResponseStream(

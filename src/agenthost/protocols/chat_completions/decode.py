@@ -22,6 +22,10 @@ MAX_METADATA_PAIRS = 16
 MAX_STOP_SEQUENCES = 4
 
 
+def _invalid(message: str, param: str) -> InvalidRequest:
+    return InvalidRequest(message, code="invalid_value", param=param)
+
+
 def _unsupported(param: str, why: str) -> InvalidRequest:
     return InvalidRequest(f"'{param}' {why}", code="unsupported_parameter", param=param)
 
@@ -45,7 +49,7 @@ def _check_unsupported(body: wire.ChatCompletionRequest) -> None:
     if body.store:
         raise _unsupported("store", "is not supported for chat completions; use the Responses API.")
     if body.stream_options is not None and not body.stream:
-        raise InvalidRequest(
+        raise _invalid(
             "'stream_options' is only allowed when 'stream' is true.", param="stream_options"
         )
 
@@ -95,7 +99,7 @@ def _message(msg: wire.Message, index: int) -> Message:
         return Message(msg.role, _text(msg.content), name=msg.name)
     if isinstance(msg, wire.UserMessage):
         if isinstance(msg.content, str) and not msg.content.strip() or msg.content == []:
-            raise InvalidRequest(
+            raise _invalid(
                 f"messages[{index}].content must not be empty.", param=f"messages[{index}].content"
             )
         return Message("user", _user_parts(msg.content), name=msg.name)
@@ -114,14 +118,12 @@ def _tools(tools: list[wire.Tool] | None) -> list[ToolSpec]:
     seen: set[str] = set()
     for i, tool in enumerate(tools or []):
         if isinstance(tool, wire.CustomTool):
-            raise InvalidRequest(
+            raise _invalid(
                 "Custom tools are not supported; use function tools.", param=f"tools[{i}].type"
             )
         fn = tool.function
         if fn.name in seen:
-            raise InvalidRequest(
-                f"Duplicate tool name '{fn.name}'.", param=f"tools[{i}].function.name"
-            )
+            raise _invalid(f"Duplicate tool name '{fn.name}'.", param=f"tools[{i}].function.name")
         seen.add(fn.name)
         specs.append(ToolSpec(fn.name, fn.description, fn.parameters, fn.strict))
     return specs
@@ -139,12 +141,12 @@ def _tool_choice(choice: wire.ToolChoiceWire | None, tools: list[ToolSpec]) -> T
         for entry in choice.allowed_tools.tools:
             name = (entry.get("function") or {}).get("name") or entry.get("name")
             if not isinstance(name, str):
-                raise InvalidRequest(
+                raise _invalid(
                     "Each allowed tool needs a function name.", param="tool_choice.allowed_tools"
                 )
             names.append(name)
         return ToolChoice(mode=choice.allowed_tools.mode, allowed=tuple(names))
-    raise InvalidRequest("Custom tools are not supported.", param="tool_choice")
+    raise _invalid("Custom tools are not supported.", param="tool_choice")
 
 
 def _response_format(fmt: wire.ResponseFormatWire | None) -> ResponseFormat | None:
@@ -159,13 +161,13 @@ def _response_format(fmt: wire.ResponseFormatWire | None) -> ResponseFormat | No
 def _stop(stop: str | list[str] | None) -> list[str]:
     values = [stop] if isinstance(stop, str) else list(stop or [])
     if len(values) > MAX_STOP_SEQUENCES:
-        raise InvalidRequest(f"'stop' allows at most {MAX_STOP_SEQUENCES} sequences.", param="stop")
+        raise _invalid(f"'stop' allows at most {MAX_STOP_SEQUENCES} sequences.", param="stop")
     return values
 
 
 def _max_tokens(body: wire.ChatCompletionRequest) -> int | None:
     if body.max_tokens is not None and body.max_completion_tokens is not None:
-        raise InvalidRequest(
+        raise _invalid(
             "Set only one of 'max_tokens' and 'max_completion_tokens'.", param="max_tokens"
         )
     return body.max_completion_tokens or body.max_tokens
@@ -181,7 +183,7 @@ def _hints(body: wire.ChatCompletionRequest) -> dict[str, object]:
 def decode(body: wire.ChatCompletionRequest) -> RunRequest:
     _check_unsupported(body)
     if body.metadata is not None and len(body.metadata) > MAX_METADATA_PAIRS:
-        raise InvalidRequest("'metadata' allows at most 16 pairs.", param="metadata")
+        raise _invalid("'metadata' allows at most 16 pairs.", param="metadata")
     tools = _tools(body.tools)
     choice = _tool_choice(body.tool_choice, tools)
     return RunRequest(
