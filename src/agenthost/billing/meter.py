@@ -21,21 +21,28 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
 from dataclasses import dataclass, replace
 from datetime import UTC, timedelta
+from typing import Any
 
 from agenthost.auth.principal import Principal
 from agenthost.billing.pricing import PriceBook, cost
-from agenthost.billing.reservations import Reservation, ReservationStore
+from agenthost.billing.reservations import MemoryReservations, Reservation, ReservationStore
 from agenthost.conversation import AgentSpec
 from agenthost.errors import InsufficientBalance
 from agenthost.events import StepFinished, Usage
 from agenthost.settings import BalanceSettings, parse_duration
 from agenthost.storage.database import Database
-from agenthost.storage.models import Transaction, utcnow
+from agenthost.storage.models import utcnow
 from agenthost.storage.repositories import balances
 
 log = logging.getLogger(__name__)
+
+# With in-process reservations (one worker) every settle passes through this process, so a
+# balance read can be reused briefly; only out-of-process changes (CLI grants, refills)
+# wait this long to be seen. With shared reservations every admission reads the database.
+BALANCE_CACHE_SECONDS = 2.0
 
 
 @dataclass(slots=True)
@@ -99,6 +106,8 @@ class Meter:
         self.prices = prices
         self._reservations = reservations
         self._reservation_seconds = reservation_seconds
+        self._cache_balances = isinstance(reservations, MemoryReservations)
+        self._balances: dict[str, tuple[float, int]] = {}
 
     @property
     def enabled(self) -> bool:
@@ -125,7 +134,7 @@ class Meter:
             principal.user_id, secrets.token_hex(8), needed, self._reservation_seconds
         )
         try:
-            credits = await open_balance(self._db, principal.user_id, self._settings)
+            credits = await self._credits(principal.user_id)
         except BaseException:
             await self._reservations.release(reservation)
             raise
@@ -138,6 +147,23 @@ class Meter:
                 code="insufficient_balance",
             )
         return Admission(principal, agent, needed, prompt_tokens, reservation)
+
+    async def _credits(self, user_id: str) -> int:
+        if self._cache_balances:
+            hit = self._balances.get(user_id)
+            if hit is not None and time.monotonic() - hit[0] < BALANCE_CACHE_SECONDS:
+                return hit[1]
+        credits = await open_balance(self._db, user_id, self._settings)
+        self._remember(user_id, credits)
+        return credits
+
+    def _remember(self, user_id: str, credits: int) -> None:
+        if self._cache_balances:
+            self._balances[user_id] = (time.monotonic(), credits)
+
+    def forget(self, user_id: str) -> None:
+        """Drop a cached balance (an in-process grant changed it)."""
+        self._balances.pop(user_id, None)
 
     async def settle(
         self, admission: Admission, steps: list[StepFinished], request_id: str
@@ -157,35 +183,37 @@ class Meter:
             if admission.reservation is not None:
                 await self._reservations.release(admission.reservation)
 
-    async def _write(self, user_id: str, rows: list[Transaction]) -> None:
+    async def _write(self, user_id: str, rows: list[dict[str, Any]]) -> None:
         async with self._db.session() as session:
-            if self.enabled:
-                await balances.apply_many(session, user_id, rows)
-            else:
-                session.add_all(rows)
+            if not self.enabled:
+                await balances.record(session, rows)
+                return
+            credits = await balances.apply_many(session, user_id, rows)
+        self._remember(user_id, credits)
 
     def _transaction(
         self, admission: Admission, step: StepFinished, request_id: str
-    ) -> Transaction:
+    ) -> dict[str, Any]:
         rates = self.prices.rates_for(step.model)
         usage = step.usage
         if usage.input_tokens == 0 and usage.output_tokens > 0:
             # The upstream reported no usage (abandoned or usage-less stream): the prompt
             # was still read, so charge its local estimate.
             usage = replace(usage, input_tokens=admission.prompt_tokens)
-        return Transaction(
-            user_id=admission.principal.user_id,
-            kind="usage",
-            api_key_id=admission.principal.key_id,
-            agent_id=admission.agent.id,
-            request_id=request_id,
-            model=step.model,
-            input_tokens=usage.input_tokens,
-            cache_write_tokens=usage.cache_write_tokens,
-            cache_read_tokens=usage.cache_read_tokens,
-            output_tokens=usage.output_tokens,
-            reasoning_tokens=usage.reasoning_tokens,
-            rates=rates.as_dict(),
-            credits=-cost(usage, rates) if self.enabled else 0,
-            note=None if self.enabled else "balance disabled",
-        )
+        return {
+            "user_id": admission.principal.user_id,
+            "kind": "usage",
+            "api_key_id": admission.principal.key_id,
+            "agent_id": admission.agent.id,
+            "request_id": request_id,
+            "model": step.model,
+            "input_tokens": usage.input_tokens,
+            "cache_write_tokens": usage.cache_write_tokens,
+            "cache_read_tokens": usage.cache_read_tokens,
+            "output_tokens": usage.output_tokens,
+            "reasoning_tokens": usage.reasoning_tokens,
+            "rates": rates.as_dict(),
+            "credits": -cost(usage, rates) if self.enabled else 0,
+            "note": None if self.enabled else "balance disabled",
+            "created_at": utcnow(),
+        }

@@ -82,7 +82,8 @@ async def create_chat_completion(
     run_request = decode.decode(body)
     execution = Execution(services, principal, agent, run_request, ids.prefixed("chatcmpl"))
     if body.stream:
-        await execution.start()
+        # A client that leaves before the first token cancels the upstream call too.
+        await until_disconnect(request, execution.start())
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         encoder = ChunkEncoder(execution.request_id, body.model, include_usage)
         return sse_response(_frames(execution, encoder), execution.headers)

@@ -14,7 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
-from starlette.routing import Match, Route
+from starlette.routing import Match
 
 from agenthost import errors
 
@@ -131,15 +131,18 @@ def _request_validation(_: Request, exc: Exception) -> Response:
     return validation_error(exc)
 
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
 def _allowed_methods(request: Request) -> str | None:
-    """Every method of every route on this path (Starlette lists only the first route's)."""
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        if isinstance(route, Route) and route.methods:
-            match, _ = route.matches(request.scope)
-            if match != Match.NONE:
-                methods |= route.methods
-    return ", ".join(sorted(methods)) or None
+    """Every method some route serves on this path (Starlette names only the first
+    route's when several routes share a path, e.g. GET and DELETE on one resource)."""
+    allowed = []
+    for method in _METHODS:
+        probe = {**request.scope, "method": method}
+        if any(r.matches(dict(probe))[0] == Match.FULL for r in request.app.router.routes):
+            allowed.append(method)
+    return ", ".join(allowed) or None
 
 
 def _http_error(request: Request, exc: Exception) -> Response:

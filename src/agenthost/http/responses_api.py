@@ -70,7 +70,7 @@ async def create_response(
     turn = await flow.prepare(services, principal, body)
     if body.stream:
         # Failures before the first token are plain HTTP errors, not a 200 stream.
-        await flow.begin(turn)
+        await until_disconnect(request, flow.begin(turn))
         return sse_response(_frames(turn))
     return json_response(await until_disconnect(request, _complete(turn)))
 

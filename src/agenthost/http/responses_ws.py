@@ -12,13 +12,17 @@ continuation evicts the id it continued from. The connection ends after
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from contextlib import aclosing
 from typing import Any
 
 import orjson
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
+from starlette.types import Message
 from starlette.websockets import WebSocketState
 
 from agenthost.auth.principal import Principal
@@ -90,6 +94,7 @@ class Connection:
         self.services = services
         self.principal = principal
         self.local = flow.LocalHistory()
+        self.pending: collections.deque[Message] = collections.deque()
 
     async def send(self, event: dict[str, Any]) -> None:
         await self.websocket.send_text(orjson.dumps(event).decode())
@@ -108,12 +113,35 @@ class Connection:
             await self.send(_domain_error_event(exc))
             return
         async with aclosing(turn.events()) as events:
-            async for event in events:
-                await self.send(event)
+            await self._relay(events)
         if turn.stream.response["status"] == "failed":
             self._forget_failed(body, turn.error)
         else:
             self.local.remember(turn.id, turn.context())
+
+    async def _relay(self, events: AsyncIterator[dict[str, Any]]) -> None:
+        """Send the turn's events while listening to the socket: a client that closes
+        it cancels the run at once; a message sent meanwhile waits its turn."""
+
+        async def pump() -> None:
+            async for event in events:
+                await self.send(event)
+
+        sending = asyncio.ensure_future(pump())
+        listening = asyncio.ensure_future(self.websocket.receive())
+        await asyncio.wait({sending, listening}, return_when=asyncio.FIRST_COMPLETED)
+        if not listening.done():
+            listening.cancel()  # safe: a cancelled receive loses no message
+            await sending
+            return
+        message = listening.result()
+        if message["type"] == "websocket.disconnect":
+            sending.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sending
+            raise WebSocketDisconnect(message.get("code", CLOSE_NORMAL))
+        self.pending.append(message)
+        await sending
 
     def _forget_failed(
         self, body: wire.CreateResponseRequest | None, exc: BaseException | None
@@ -136,8 +164,9 @@ async def _limit_reached(connection: Connection) -> None:
     await connection.websocket.close(code=CLOSE_NORMAL)
 
 
-async def _next_text(websocket: WebSocket) -> str:
-    message = await websocket.receive()
+async def _next_text(connection: Connection) -> str:
+    pending = connection.pending
+    message = pending.popleft() if pending else await connection.websocket.receive()
     if message["type"] == "websocket.disconnect":
         raise WebSocketDisconnect(message.get("code", CLOSE_NORMAL))
     if message.get("text") is not None:
@@ -162,7 +191,7 @@ async def responses_socket(websocket: WebSocket) -> None:
                 await _limit_reached(connection)
                 return
             try:
-                text = await asyncio.wait_for(_next_text(websocket), remaining)
+                text = await asyncio.wait_for(_next_text(connection), remaining)
             except TimeoutError:
                 await _limit_reached(connection)
                 return

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -50,16 +51,22 @@ async def read(session: AsyncSession, user_id: str) -> BalanceState | None:
     return None if row is None else BalanceState(int(row[0]), row[1])
 
 
-async def apply_many(session: AsyncSession, user_id: str, rows: list[Transaction]) -> int:
-    """Add the user's transactions and change the balance by their sum in one UPDATE."""
-    session.add_all(rows)
+async def apply_many(session: AsyncSession, user_id: str, rows: list[dict[str, Any]]) -> int:
+    """Insert the user's transactions (column dicts, one executemany without ORM objects)
+    and change the balance by their sum in one UPDATE; returns the new balance."""
+    await session.execute(insert(Transaction), rows)
     result = await session.execute(
         update(Balance)
         .where(Balance.user_id == user_id)
-        .values(credits=Balance.credits + sum(row.credits for row in rows), updated_at=utcnow())
+        .values(credits=Balance.credits + sum(row["credits"] for row in rows), updated_at=utcnow())
         .returning(Balance.credits)
     )
     return int(result.scalar_one())
+
+
+async def record(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Insert transactions that change no balance (credits 0: balance disabled)."""
+    await session.execute(insert(Transaction), rows)
 
 
 async def refill_if_due(

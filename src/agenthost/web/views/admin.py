@@ -116,6 +116,7 @@ async def grant_credits(user_id: str, visit: AdminDep, form: FormDep) -> Respons
         await balances.apply(
             session, Transaction(user_id=user.id, kind="grant", credits=amount, note=note)
         )
+    visit.services.meter.forget(user.id)
     return redirect(visit, "/admin/users?notice=granted")
 
 
