@@ -86,6 +86,9 @@ class ProviderSettings(_Section):
     headers: dict[str, str] = Field(default_factory=dict)
     model_path: str | None = Field(None, description="local: a GGUF file (default: embedded)")
     context_tokens: int = Field(4096, ge=256, description="local: context window")
+    threads: int | None = Field(
+        None, ge=1, description="local: generation threads (default: half the cores, at least 1)"
+    )
     script: dict[str, Any] = Field(default_factory=dict, description="scripted: behaviour")
 
 

@@ -113,7 +113,7 @@ def test_leaving_before_the_first_token_charges_nothing(
 ) -> None:
     word = marker()
     before = ledger(rserver, carol.email)
-    prompt = f"{word}\n!slow 800"
+    prompt = f"{word}\n!slow 800\n!stall 800"
     body: dict[str, Any] = (
         {"model": carol.fake_agent, "input": prompt, "stream": True}
         if path == "/responses"
@@ -196,7 +196,7 @@ def test_leaving_during_an_mcp_call_cancels_the_run(
     body = {
         "model": tool_agent,
         "stream": True,
-        "messages": [{"role": "user", "content": "!call hang {}"}],
+        "messages": [{"role": "user", "content": "!call tools__hang {}"}],
     }
     with pytest.raises(httpx.ReadTimeout):
         with httpx.stream(
@@ -211,7 +211,7 @@ def test_leaving_during_an_mcp_call_cancels_the_run(
     # The pooled MCP session still serves calls.
     echo = {
         "model": tool_agent,
-        "messages": [{"role": "user", "content": '!call echo {"text": "still here"}'}],
+        "messages": [{"role": "user", "content": '!call tools__echo {"text": "still here"}'}],
     }
     reply = httpx.post(f"{rserver.api}/chat/completions", json=echo, headers=auth(carol.key), timeout=20)
     assert reply.status_code == 200, reply.text

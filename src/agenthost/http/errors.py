@@ -12,6 +12,7 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.routing import Match
@@ -175,8 +176,32 @@ def _unexpected(_: Request, exc: Exception) -> Response:
     )
 
 
+# A database that cannot be reached (down, refusing connections, locked past the busy
+# timeout, pool exhausted) is a 503 the client may retry, not an internal error.
+_DATABASE_DOWN = (
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    sa_exc.DisconnectionError,
+    sa_exc.TimeoutError,
+)
+
+
+def _database_error(request: Request, exc: Exception) -> Response:
+    generic = type(exc) is sa_exc.DBAPIError  # drivers' connect failures arrive unclassified
+    invalidated = isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated
+    if not (isinstance(exc, _DATABASE_DOWN) or generic or invalidated):
+        return _unexpected(request, exc)
+    log.error("database unavailable: %s", str(exc).splitlines()[0][:300])
+    payload = error_payload(
+        "The database is unavailable; try again shortly.", "server_error", "database_unavailable"
+    )
+    return json_error(503, payload, {"Retry-After": "1"})
+
+
 def install(app: FastAPI) -> None:
     app.add_exception_handler(errors.AgentHostError, _domain_error)
+    for database_error in (sa_exc.DBAPIError, sa_exc.DisconnectionError, sa_exc.TimeoutError):
+        app.add_exception_handler(database_error, _database_error)
     app.add_exception_handler(RequestValidationError, _request_validation)
     app.add_exception_handler(ValidationError, _request_validation)
     app.add_exception_handler(HTTPException, _http_error)

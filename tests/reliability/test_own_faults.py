@@ -1,0 +1,213 @@
+"""Our own faults: a worker killed mid-run, a graceful stop, a locked or unreachable
+database, Redis down. Each test starts its own server so it may break it."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import sqlite3
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import Tenant
+from tests.reliability.conftest import quick_tenant
+from tests.reliability.modes import call
+from tests.reliability.support import assert_error_shape, auth, ledger, ledger_db, marker
+from tests.support.server import Server, free_port, running_server
+
+START_BALANCE = 50_000_000
+
+
+def _reachable(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _open_streams(server: Server, tenant: Tenant, count: int, stall_ms: int) -> list[threading.Thread]:
+    """`count` chat streams that each stall after their first token; returns once every
+    stream has received that token. Each thread records its chunks in `results`."""
+    started = threading.Barrier(count + 1, timeout=30)
+    results: list[list[str]] = []
+
+    def one() -> None:
+        lines: list[str] = []
+        results.append(lines)
+        body = {
+            "model": tenant.fake_agent,
+            "stream": True,
+            "messages": [{"role": "user", "content": f"{marker()}\n!stall {stall_ms}"}],
+        }
+        first = True
+        try:
+            with httpx.stream(
+                "POST", f"{server.api}/chat/completions", json=body, headers=auth(tenant.key), timeout=60
+            ) as r:
+                for line in r.iter_lines():
+                    lines.append(line)
+                    if first and '"content":"Hello' in line:
+                        first = False
+                        started.wait()
+        except httpx.HTTPError as exc:
+            lines.append(f"!{type(exc).__name__}")
+        finally:
+            if first:
+                started.abort()
+
+    threads = [threading.Thread(target=one, daemon=True) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    started.wait()
+    threads_results[id(threads)] = results
+    return threads
+
+
+threads_results: dict[int, list[list[str]]] = {}
+
+
+@pytest.fixture
+def fresh(tmp_path: Path, upstream_url: str) -> Iterator[Server]:
+    with running_server(tmp_path / "srv", upstream_url) as srv:
+        yield srv
+
+
+def test_sigkill_mid_run_leaves_no_half_written_ledger(fresh: Server) -> None:
+    tenant = quick_tenant(fresh, "kill@example.com")
+    for _ in range(3):  # some settled runs first
+        assert call(fresh.api, tenant.key, "chat-json", tenant.fake_agent, "hi").status == 200
+    threads = _open_streams(fresh, tenant, 4, stall_ms=20_000)
+    assert fresh.proc is not None
+    fresh.proc.send_signal(signal.SIGKILL)
+    fresh.proc.wait(10)
+    for thread in threads:
+        thread.join(10)
+    with ledger_db(fresh) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    after = ledger(fresh, tenant.email)
+    assert len(after.usage_rows) == 3, "killed runs wrote nothing; settled ones stay"
+    assert after.balance - START_BALANCE == after.credits_sum
+    fresh.proc = None
+    fresh.start()  # the same database serves again
+    assert call(fresh.api, tenant.key, "chat-json", tenant.fake_agent, "hi").status == 200
+    again = ledger(fresh, tenant.email)
+    assert len(again.usage_rows) == 4 and again.balance - START_BALANCE == again.credits_sum
+
+
+def test_sigterm_drains_open_streams_then_exits(fresh: Server) -> None:
+    tenant = quick_tenant(fresh, "term@example.com")
+    threads = _open_streams(fresh, tenant, 3, stall_ms=2_000)
+    results = threads_results[id(threads)]
+    assert fresh.proc is not None
+    stopped_at = time.monotonic()
+    fresh.proc.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    assert not _reachable(fresh.port), "no new connections while draining"
+    for thread in threads:
+        thread.join(30)
+    code = fresh.proc.wait(30)
+    took = time.monotonic() - stopped_at
+    # uvicorn re-raises SIGTERM after its graceful shutdown, so -15 is a clean stop.
+    assert code in (0, -signal.SIGTERM) and took < 10, (code, took)
+    for lines in results:
+        assert lines[-2:] == ["data: [DONE]", ""] or lines[-1] == "data: [DONE]", lines[-3:]
+        assert any('"finish_reason":"stop"' in line for line in lines)
+    fresh.proc = None
+    assert len(ledger(fresh, tenant.email).usage_rows) == 3, "every drained run was charged"
+
+
+def test_locked_sqlite_delays_requests_but_loses_nothing(fresh: Server) -> None:
+    tenant = quick_tenant(fresh, "lock@example.com")
+    call(fresh.api, tenant.key, "chat-json", tenant.fake_agent, "warm up")
+    before = ledger(fresh, tenant.email)
+    conn = sqlite3.connect(
+        Path(fresh.folder) / "agenthost.db", timeout=10, isolation_level=None, check_same_thread=False
+    )
+    conn.execute("BEGIN IMMEDIATE")  # the one writer slot is ours for two seconds
+    conn.execute("UPDATE users SET role = role")
+    timer = threading.Timer(2.0, lambda: conn.execute("COMMIT"))
+    timer.start()
+    out = call(fresh.api, tenant.key, "chat-json", tenant.fake_agent, "while locked")
+    timer.join()
+    conn.close()
+    assert out.status == 200, out
+    time.sleep(0.3)
+    after = ledger(fresh, tenant.email)
+    assert len(after.since(before)) == 1
+    assert after.balance - before.balance == after.credits_sum - before.credits_sum
+
+
+def test_redis_down_degrades_to_in_process_limits_with_a_warning(
+    tmp_path: Path, upstream_url: str
+) -> None:
+    overrides = {
+        "redis_url": f"redis://127.0.0.1:{free_port()}/0",
+        "limits": {"per_key": {"requests_per_minute": 3}},
+    }
+    with running_server(tmp_path / "redis", upstream_url, overrides) as srv:
+        tenant = quick_tenant(srv, "redis@example.com")
+        statuses = [
+            httpx.get(f"{srv.api}/models", headers=auth(tenant.key)).status_code for _ in range(2)
+        ]
+        chats = [call(srv.api, tenant.key, "chat-json", tenant.fake_agent, "hi") for _ in range(4)]
+        assert [c.status for c in chats] == [200, 200, 200, 429], "limits still hold"
+        assert chats[-1].http_error is not None
+        assert chats[-1].http_error["code"] == "rate_limit_exceeded"
+        assert statuses == [200, 200]
+        assert "Redis is unreachable" in srv.log()
+
+
+PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/{}"
+
+
+def _psql(sql: str) -> None:
+    subprocess.run(
+        ["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-v", "ON_ERROR_STOP=1", "-c", sql],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
+
+
+@pytest.fixture
+def pg_server(tmp_path: Path, upstream_url: str) -> Iterator[tuple[Server, str]]:
+    if not _reachable(5432):
+        pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
+    name = f"agenthost_reliability_{marker()}"
+    _psql(f"CREATE DATABASE {name}")
+    try:
+        with running_server(tmp_path / "pg", upstream_url, database_url=PG.format(name)) as srv:
+            yield srv, name
+    finally:
+        _psql(f"ALTER DATABASE {name} ALLOW_CONNECTIONS true")
+        _psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.mark.postgres
+def test_database_unreachable_is_503_in_the_error_shape_then_recovers(
+    pg_server: tuple[Server, str],
+) -> None:
+    srv, name = pg_server
+    tenant = quick_tenant(srv, "pgdown@example.com")
+    assert call(srv.api, tenant.key, "chat-json", tenant.fake_agent, "hi").status == 200
+    _psql(f"ALTER DATABASE {name} ALLOW_CONNECTIONS false")
+    _psql(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")
+    replies: list[Any] = []
+    started = time.monotonic()
+    for mode in ("chat-json", "responses-json", "chat-sse"):
+        replies.append(call(srv.api, tenant.key, mode, tenant.fake_agent, "hi", timeout=30))
+    took = time.monotonic() - started
+    for out in replies:
+        assert out.status == 503, out
+        assert out.http_error is not None and out.http_error["code"] == "database_unavailable"
+    assert took < 30
+    _psql(f"ALTER DATABASE {name} ALLOW_CONNECTIONS true")
+    assert call(srv.api, tenant.key, "chat-json", tenant.fake_agent, "hi").status == 200
