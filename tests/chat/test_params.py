@@ -31,7 +31,7 @@ REJECTED = [
     ({"logprobs": True}, "logprobs"),
     ({"top_logprobs": 2}, "top_logprobs"),
     ({"modalities": ["text", "audio"]}, "modalities"),
-    ({"audio": {"voice": "alloy", "format": "mp3"}}, "modalities"),
+    ({"audio": {"voice": "alloy", "format": "mp3"}}, "audio"),
     ({"prediction": {"type": "content", "content": "x"}}, "prediction"),
     ({"web_search_options": {}}, "web_search_options"),
     ({"functions": [{"name": "f"}]}, "functions"),

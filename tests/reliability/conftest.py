@@ -4,9 +4,9 @@ pointing at a closed port."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-import sys
 from pathlib import Path
 
 import pytest

@@ -37,7 +37,9 @@ def _stored_status(server: Server, response_id: str, timeout: float = 5) -> str:
     deadline = time.monotonic() + timeout
     while True:
         with ledger_db(server) as conn:
-            row = conn.execute("SELECT status FROM responses WHERE id = ?", (response_id,)).fetchone()
+            row = conn.execute(
+                "SELECT status FROM responses WHERE id = ?", (response_id,)
+            ).fetchone()
         status = str(row[0]) if row else "missing"
         if status not in ("in_progress", "queued") or time.monotonic() > deadline:
             return status
@@ -117,7 +119,11 @@ def test_leaving_before_the_first_token_charges_nothing(
     body: dict[str, Any] = (
         {"model": carol.fake_agent, "input": prompt, "stream": True}
         if path == "/responses"
-        else {"model": carol.fake_agent, "stream": True, "messages": [{"role": "user", "content": prompt}]}
+        else {
+            "model": carol.fake_agent,
+            "stream": True,
+            "messages": [{"role": "user", "content": prompt}],
+        }
     )
     with pytest.raises(httpx.ReadTimeout):
         httpx.post(f"{rserver.api}{path}", json=body, headers=auth(carol.key), timeout=0.3)
@@ -175,7 +181,11 @@ def test_websocket_close_mid_turn_cancels_upstream_and_ends_response(
     url = rserver.api.replace("http://", "ws://") + "/responses"
     response_id = ""
     with connect(url, additional_headers=auth(carol.key), open_timeout=10) as ws:
-        request = {"type": "response.create", "model": carol.fake_agent, "input": f"{word}\n{STALL}"}
+        request = {
+            "type": "response.create",
+            "model": carol.fake_agent,
+            "input": f"{word}\n{STALL}",
+        }
         ws.send(json.dumps(request))
         while True:
             event = json.loads(ws.recv(timeout=10))
@@ -213,6 +223,8 @@ def test_leaving_during_an_mcp_call_cancels_the_run(
         "model": tool_agent,
         "messages": [{"role": "user", "content": '!call tools__echo {"text": "still here"}'}],
     }
-    reply = httpx.post(f"{rserver.api}/chat/completions", json=echo, headers=auth(carol.key), timeout=20)
+    reply = httpx.post(
+        f"{rserver.api}/chat/completions", json=echo, headers=auth(carol.key), timeout=20
+    )
     assert reply.status_code == 200, reply.text
     assert "tools:still here" in reply.json()["choices"][0]["message"]["content"]

@@ -5,11 +5,12 @@ secrets kept out of logs, errors, pages and stored responses; no SSRF through me
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,7 +73,6 @@ def _api(server: Server, method: str, path: str, key: str, **kwargs: Any) -> htt
 def _idor_requests(b: Person) -> list[tuple[str, str, dict[str, Any], int, str]]:
     """(method, path, body, status, code) of every way at B's things with A's key."""
     chat = {"model": b.agent, "messages": [{"role": "user", "content": "hi"}]}
-    ref = {"type": "item_reference", "id": b.item_id}
     return [
         ("GET", f"/models/{b.agent}", {}, 404, "model_not_found"),
         ("POST", "/chat/completions", {"json": chat}, 404, "model_not_found"),
@@ -126,15 +126,13 @@ def test_websocket_of_a_cannot_continue_b(rserver: Server, pair: tuple[Person, P
     url = rserver.api.replace("http://", "ws://") + "/responses"
     with connect(url, additional_headers=auth(a.key), open_timeout=10) as ws:
         request = {"type": "response.create", "model": a.agent, "input": "x"}
-        ws.send(__import__("json").dumps({**request, "previous_response_id": b.response_id}))
-        event = __import__("json").loads(ws.recv(timeout=10))
+        ws.send(json.dumps({**request, "previous_response_id": b.response_id}))
+        event = json.loads(ws.recv(timeout=10))
     assert event["type"] == "error"
     assert event["error"]["code"] == "previous_response_not_found"
 
 
-def test_usage_and_models_show_only_ones_own(
-    rserver: Server, pair: tuple[Person, Person]
-) -> None:
+def test_usage_and_models_show_only_ones_own(rserver: Server, pair: tuple[Person, Person]) -> None:
     a, b = pair
     usage = _api(rserver, "GET", "/usage", a.key).json()
     text = str(usage)
@@ -242,7 +240,11 @@ def test_only_config_names_mcp_servers(rserver: Server, pair: tuple[Person, Pers
     a, _ = pair
     mcp_tool = {"type": "mcp", "server_label": "x", "server_url": "http://127.0.0.1:9/mcp"}
     reply = _api(
-        rserver, "POST", "/responses", a.key, json={"model": a.agent, "input": "x", "tools": [mcp_tool]}
+        rserver,
+        "POST",
+        "/responses",
+        a.key,
+        json={"model": a.agent, "input": "x", "tools": [mcp_tool]},
     )
     assert_error_shape(reply, 400)
     with _web(rserver, a.email) as web:
@@ -254,7 +256,8 @@ def test_only_config_names_mcp_servers(rserver: Server, pair: tuple[Person, Pers
             "model": "gpt-4o-mini",
             "mcp_servers": "http://127.0.0.1:9/mcp",
         }
-        assert web.post("/agents/new", data=form).status_code == 400
+        refused = web.post("/agents/new", data=form)
+        assert refused.status_code == 400 and "is not configured" in refused.text
 
 
 FORBIDDEN_URLS = [
@@ -302,13 +305,17 @@ def test_media_urls_into_our_networks_are_400_naming_the_field(
 
 
 @pytest.mark.parametrize(
-    "url", ["https://example.com/cat.png", "data:image/png;base64,iVBORw0KGgo=", "https://8.8.8.8/x"]
+    "url",
+    ["https://example.com/cat.png", "data:image/png;base64,iVBORw0KGgo=", "https://8.8.8.8/x"],
 )
 def test_public_and_data_urls_pass_through(
     rserver: Server, pair: tuple[Person, Person], own_upstream: str, url: str
 ) -> None:
     a, _ = pair
-    body = {"model": a.agent, "input": [{"role": "user", "content": [{"type": "input_image", "image_url": url}]}]}
+    body = {
+        "model": a.agent,
+        "input": [{"role": "user", "content": [{"type": "input_image", "image_url": url}]}],
+    }
     assert _api(rserver, "POST", "/responses", a.key, json=body).status_code == 200
 
 
@@ -321,11 +328,19 @@ def test_secrets_never_reach_logs_errors_pages_or_stored_responses(
     error = _api(rserver, "POST", "/chat/completions", a.key, json=body).text
     pages = "".join(admin_web.get(p).text for p in ("/admin", "/admin/health", "/admin/users"))
     with ledger_db(rserver) as conn:
-        stored = " ".join(str(row) for row in conn.execute("SELECT body, input_items FROM responses"))
+        stored = " ".join(
+            str(row) for row in conn.execute("SELECT body, input_items FROM responses")
+        )
         key_rows = " ".join(str(row) for row in conn.execute("SELECT * FROM api_keys"))
     log = rserver.log()
     tenant_keys = [a.key, b.key]
-    for where, text in {"error": error, "pages": pages, "stored": stored, "keys table": key_rows, "log": log}.items():
+    for where, text in {
+        "error": error,
+        "pages": pages,
+        "stored": stored,
+        "keys table": key_rows,
+        "log": log,
+    }.items():
         assert UPSTREAM_KEY not in text, where
         assert "sk-closed-port-secret" not in text, where
         for key in tenant_keys:

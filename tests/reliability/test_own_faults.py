@@ -10,8 +10,8 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -33,9 +33,11 @@ def _reachable(port: int) -> bool:
         return False
 
 
-def _open_streams(server: Server, tenant: Tenant, count: int, stall_ms: int) -> list[threading.Thread]:
+def _open_streams(
+    server: Server, tenant: Tenant, count: int, stall_ms: int
+) -> tuple[list[threading.Thread], list[list[str]]]:
     """`count` chat streams that each stall after their first token; returns once every
-    stream has received that token. Each thread records its chunks in `results`."""
+    stream has received that token, with the lines each stream records."""
     started = threading.Barrier(count + 1, timeout=30)
     results: list[list[str]] = []
 
@@ -50,7 +52,11 @@ def _open_streams(server: Server, tenant: Tenant, count: int, stall_ms: int) -> 
         first = True
         try:
             with httpx.stream(
-                "POST", f"{server.api}/chat/completions", json=body, headers=auth(tenant.key), timeout=60
+                "POST",
+                f"{server.api}/chat/completions",
+                json=body,
+                headers=auth(tenant.key),
+                timeout=60,
             ) as r:
                 for line in r.iter_lines():
                     lines.append(line)
@@ -67,11 +73,7 @@ def _open_streams(server: Server, tenant: Tenant, count: int, stall_ms: int) -> 
     for thread in threads:
         thread.start()
     started.wait()
-    threads_results[id(threads)] = results
-    return threads
-
-
-threads_results: dict[int, list[list[str]]] = {}
+    return threads, results
 
 
 @pytest.fixture
@@ -84,7 +86,7 @@ def test_sigkill_mid_run_leaves_no_half_written_ledger(fresh: Server) -> None:
     tenant = quick_tenant(fresh, "kill@example.com")
     for _ in range(3):  # some settled runs first
         assert call(fresh.api, tenant.key, "chat-json", tenant.fake_agent, "hi").status == 200
-    threads = _open_streams(fresh, tenant, 4, stall_ms=20_000)
+    threads, _ = _open_streams(fresh, tenant, 4, stall_ms=20_000)
     assert fresh.proc is not None
     fresh.proc.send_signal(signal.SIGKILL)
     fresh.proc.wait(10)
@@ -104,8 +106,7 @@ def test_sigkill_mid_run_leaves_no_half_written_ledger(fresh: Server) -> None:
 
 def test_sigterm_drains_open_streams_then_exits(fresh: Server) -> None:
     tenant = quick_tenant(fresh, "term@example.com")
-    threads = _open_streams(fresh, tenant, 3, stall_ms=2_000)
-    results = threads_results[id(threads)]
+    threads, results = _open_streams(fresh, tenant, 3, stall_ms=2_000)
     assert fresh.proc is not None
     stopped_at = time.monotonic()
     fresh.proc.send_signal(signal.SIGTERM)
@@ -129,7 +130,10 @@ def test_locked_sqlite_delays_requests_but_loses_nothing(fresh: Server) -> None:
     call(fresh.api, tenant.key, "chat-json", tenant.fake_agent, "warm up")
     before = ledger(fresh, tenant.email)
     conn = sqlite3.connect(
-        Path(fresh.folder) / "agenthost.db", timeout=10, isolation_level=None, check_same_thread=False
+        Path(fresh.folder) / "agenthost.db",
+        timeout=10,
+        isolation_level=None,
+        check_same_thread=False,
     )
     conn.execute("BEGIN IMMEDIATE")  # the one writer slot is ours for two seconds
     conn.execute("UPDATE users SET role = role")
@@ -170,25 +174,51 @@ PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/{}"
 
 def _psql(sql: str) -> None:
     subprocess.run(
-        ["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-v", "ON_ERROR_STOP=1", "-c", sql],
+        [
+            "psql",
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            "test",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            sql,
+        ],
         check=True,
         capture_output=True,
         timeout=30,
     )
 
 
-@pytest.fixture
-def pg_server(tmp_path: Path, upstream_url: str) -> Iterator[tuple[Server, str]]:
+@pytest.fixture(scope="module")
+def pg_server(
+    tmp_path_factory: pytest.TempPathFactory, upstream_url: str
+) -> Iterator[tuple[Server, str]]:
     if not _reachable(5432):
         pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
     name = f"agenthost_reliability_{marker()}"
     _psql(f"CREATE DATABASE {name}")
+    folder = tmp_path_factory.mktemp("pg")
     try:
-        with running_server(tmp_path / "pg", upstream_url, database_url=PG.format(name)) as srv:
+        with running_server(folder, upstream_url, database_url=PG.format(name)) as srv:
             yield srv, name
     finally:
         _psql(f"ALTER DATABASE {name} ALLOW_CONNECTIONS true")
         _psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@contextmanager
+def database_down(name: str) -> Iterator[None]:
+    """No connection to `name` is possible (existing ones are cut) until the block ends."""
+    _psql(f"ALTER DATABASE {name} ALLOW_CONNECTIONS false")
+    _psql(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")
+    try:
+        yield
+    finally:
+        _psql(f"ALTER DATABASE {name} ALLOW_CONNECTIONS true")
 
 
 @pytest.mark.postgres
@@ -198,16 +228,57 @@ def test_database_unreachable_is_503_in_the_error_shape_then_recovers(
     srv, name = pg_server
     tenant = quick_tenant(srv, "pgdown@example.com")
     assert call(srv.api, tenant.key, "chat-json", tenant.fake_agent, "hi").status == 200
-    _psql(f"ALTER DATABASE {name} ALLOW_CONNECTIONS false")
-    _psql(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")
-    replies: list[Any] = []
-    started = time.monotonic()
-    for mode in ("chat-json", "responses-json", "chat-sse"):
-        replies.append(call(srv.api, tenant.key, mode, tenant.fake_agent, "hi", timeout=30))
-    took = time.monotonic() - started
+    with database_down(name):
+        started = time.monotonic()
+        replies = [
+            call(srv.api, tenant.key, mode, tenant.fake_agent, "hi", timeout=30)
+            for mode in ("chat-json", "responses-json")
+        ]
+        models = httpx.get(f"{srv.api}/usage", headers=auth(tenant.key), timeout=30)
+        took = time.monotonic() - started
     for out in replies:
         assert out.status == 503, out
         assert out.http_error is not None and out.http_error["code"] == "database_unavailable"
+    assert_error_shape(models, 503, "database_unavailable")
+    assert models.headers["retry-after"] == "1"
     assert took < 30
-    _psql(f"ALTER DATABASE {name} ALLOW_CONNECTIONS true")
     assert call(srv.api, tenant.key, "chat-json", tenant.fake_agent, "hi").status == 200
+
+
+@pytest.mark.postgres
+@pytest.mark.xfail(
+    strict=True,
+    reason="billing/meter.py Meter.settle drops the charge when the database is down at "
+    "settlement (admission passed on the cached balance); no retry queue yet",
+)
+def test_runs_finished_during_a_database_outage_are_still_charged(
+    pg_server: tuple[Server, str],
+) -> None:
+    srv, name = pg_server
+    tenant = quick_tenant(srv, "pgledger@example.com")
+    assert call(srv.api, tenant.key, "chat-json", tenant.fake_agent, "warm").status == 200
+    with database_down(name):
+        outs = [call(srv.api, tenant.key, "chat-sse", tenant.fake_agent, "hi") for _ in range(2)]
+    assert all(o.text == "Hello from fake upstream" for o in outs), "the answers were generated"
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:
+        rows = _pg_usage_rows(name, tenant.email)
+        if rows >= 3:
+            break
+        time.sleep(0.5)
+    assert rows == 3, f"{rows} usage transactions: the two runs of the outage were lost"
+
+
+def _pg_usage_rows(name: str, email: str) -> int:
+    sql = (
+        "SELECT count(*) FROM transactions t JOIN users u ON u.id = t.user_id "
+        f"WHERE u.email = '{email}' AND t.kind = 'usage'"
+    )
+    out = subprocess.run(
+        ["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", name, "-tAc", sql],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    return int(out.stdout.strip())

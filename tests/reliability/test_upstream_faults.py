@@ -8,6 +8,7 @@ transaction per model call that produced output, for what it produced.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import pytest
@@ -198,7 +199,7 @@ def test_retry_waits_back_off_between_attempts(
     word = marker()
     call(rserver.api, carol.key, "chat-json", carol.fake_agent, f"{word}\n!http 503")
     records = sorted(upstream_records(own_upstream, word), key=lambda r: r["received_at"])
-    gaps = [b["received_at"] - a["received_at"] for a, b in zip(records, records[1:])]
+    gaps = [b["received_at"] - a["received_at"] for a, b in itertools.pairwise(records)]
     assert len(gaps) == RETRIES
     assert 0.18 < gaps[0] < 0.6 and 0.38 < gaps[1] < 1.0, gaps
     assert gaps[1] > gaps[0], "the backoff grows"

@@ -38,8 +38,10 @@ def _check_unsupported(body: wire.ChatCompletionRequest) -> None:
     if body.logprobs or body.top_logprobs:
         param = "logprobs" if body.logprobs else "top_logprobs"
         raise _unsupported(param, "is not supported by agents.")
-    if body.modalities and "audio" in body.modalities or body.audio is not None:
+    if body.modalities and "audio" in body.modalities:
         raise _unsupported("modalities", "supports only ['text'].")
+    if body.audio is not None:
+        raise _unsupported("audio", "is not supported: agents answer in text.")
     for name in ("prediction", "web_search_options", "moderation", "prompt_cache_options"):
         if getattr(body, name) is not None:
             raise _unsupported(name, "is not supported by agents.")
