@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import aclosing
-from typing import Any
 
 from fastapi import APIRouter, Request
 from pydantic import ValidationError
@@ -16,7 +15,8 @@ from agenthost.errors import AgentHostError
 from agenthost.events import RunFinished
 from agenthost.http import url_guard
 from agenthost.http.deps import PrincipalDep, ServicesDep
-from agenthost.http.errors import ERROR_RESPONSES, describe, error_payload, validation_error
+from agenthost.http.errors import describe, error_payload, validation_error
+from agenthost.http.openapi import request_body, stream_or_json_responses
 from agenthost.http.responses import json_response, sse_response
 from agenthost.http.run import Execution, until_disconnect
 from agenthost.protocols import sse
@@ -27,41 +27,11 @@ log = logging.getLogger(__name__)
 router = APIRouter()
 
 
-def _inline_refs(node: Any, definitions: dict[str, Any]) -> Any:
-    """The schema with every `#/$defs/X` reference replaced by X (the models are not
-    recursive), so the OpenAPI document needs no extra components."""
-    if isinstance(node, list):
-        return [_inline_refs(item, definitions) for item in node]
-    if not isinstance(node, dict):
-        return node
-    ref = node.get("$ref")
-    if isinstance(ref, str) and ref.startswith("#/$defs/"):
-        return _inline_refs(definitions[ref.removeprefix("#/$defs/")], definitions)
-    return {k: _inline_refs(v, definitions) for k, v in node.items() if k != "$defs"}
-
-
-def _request_schema() -> dict[str, Any]:
-    schema = wire.ChatCompletionRequest.model_json_schema()
-    return dict(_inline_refs(schema, schema.get("$defs", {})))
-
-
-_OPENAPI: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {"application/json": {"schema": _request_schema()}},
-    }
-}
-_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {
-        "description": "A chat.completion object, or with `stream: true` an SSE stream of "
-        "chat.completion.chunk objects ending with `data: [DONE]`",
-        "content": {
-            "application/json": {"schema": {"type": "object"}},
-            "text/event-stream": {"schema": {"type": "string"}},
-        },
-    },
-    **ERROR_RESPONSES,
-}
+_OPENAPI = request_body(wire.ChatCompletionRequest)
+_RESPONSES = stream_or_json_responses(
+    "A chat.completion object, or with `stream: true` an SSE stream of "
+    "chat.completion.chunk objects ending with `data: [DONE]`"
+)
 
 
 @router.post(

@@ -21,6 +21,7 @@ from agenthost.events import Usage
 from agenthost.http import responses_flow as flow
 from agenthost.http import responses_ws
 from agenthost.http.deps import PrincipalDep, ServicesDep
+from agenthost.http.openapi import json_responses, request_body, stream_or_json_responses
 from agenthost.http.responses import json_response, sse_response
 from agenthost.http.run import until_disconnect
 from agenthost.protocols import sse
@@ -32,11 +33,6 @@ from agenthost.storage.repositories import responses as repo
 
 router = APIRouter()
 router.include_router(responses_ws.router)  # WebSocket mode shares the /responses path
-
-
-def _body_schema(model: type[wire._Wire]) -> dict[str, Any]:
-    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
 def response_not_found(response_id: str) -> NotFound:
@@ -56,7 +52,8 @@ async def _owned(services: Services, principal: Principal, response_id: str) -> 
 @router.post(
     "/responses",
     summary="Create a response",
-    openapi_extra=_body_schema(wire.CreateResponseRequest),
+    openapi_extra=request_body(wire.CreateResponseRequest),
+    responses=stream_or_json_responses("A response object, or with `stream: true` its SSE events"),
 )
 async def create_response(
     request: Request, principal: PrincipalDep, services: ServicesDep
@@ -104,14 +101,22 @@ async def _background(
     return json_response(turn.stream.response)
 
 
-@router.get("/responses/{response_id}", summary="Retrieve a response")
+@router.get(
+    "/responses/{response_id}",
+    summary="Retrieve a response",
+    responses=json_responses("The response object"),
+)
 async def get_response(
     response_id: str, principal: PrincipalDep, services: ServicesDep
 ) -> Response:
     return json_response((await _owned(services, principal, response_id)).body)
 
 
-@router.delete("/responses/{response_id}", summary="Delete a response")
+@router.delete(
+    "/responses/{response_id}",
+    summary="Delete a response",
+    responses=json_responses("Deletion confirmation"),
+)
 async def delete_response(
     response_id: str, principal: PrincipalDep, services: ServicesDep
 ) -> Response:
@@ -124,7 +129,11 @@ async def delete_response(
     return json_response({"id": response_id, "object": "response", "deleted": True})
 
 
-@router.post("/responses/{response_id}/cancel", summary="Cancel a background response")
+@router.post(
+    "/responses/{response_id}/cancel",
+    summary="Cancel a background response",
+    responses=json_responses("The response object"),
+)
 async def cancel_response(
     response_id: str, principal: PrincipalDep, services: ServicesDep
 ) -> Response:
@@ -159,7 +168,11 @@ def _page(
     return window[:limit], len(window) > limit
 
 
-@router.get("/responses/{response_id}/input_items", summary="List a response's input items")
+@router.get(
+    "/responses/{response_id}/input_items",
+    summary="List a response's input items",
+    responses=json_responses("A page of input items"),
+)
 async def list_input_items(
     response_id: str,
     principal: PrincipalDep,
@@ -189,7 +202,8 @@ async def list_input_items(
 @router.post(
     "/responses/compact",
     summary="Compact a conversation",
-    openapi_extra=_body_schema(wire.CompactRequest),
+    openapi_extra=request_body(wire.CompactRequest),
+    responses=json_responses("A compaction"),
 )
 async def compact_response(
     request: Request, principal: PrincipalDep, services: ServicesDep

@@ -10,6 +10,7 @@ from starlette.responses import Response
 from agenthost.billing.meter import open_balance
 from agenthost.billing.pricing import CREDITS_PER_USD
 from agenthost.http.deps import PrincipalDep, ServicesDep
+from agenthost.http.openapi import json_responses
 from agenthost.http.responses import json_response
 from agenthost.storage.repositories import usage
 
@@ -20,7 +21,11 @@ def _grouped(rows: list[usage.UsageTotals], name: str) -> list[dict[str, Any]]:
     return [{name: row.group, **row.as_dict()} for row in rows]
 
 
-@router.get("/usage", summary="Balance and usage of the key's user")
+@router.get(
+    "/usage",
+    summary="Balance and usage of the key's user",
+    responses=json_responses("Balance, usage by day, agent and key, recent transactions"),
+)
 async def get_usage(
     principal: PrincipalDep,
     services: ServicesDep,
