@@ -11,7 +11,6 @@ from typing import Any, cast
 
 import httpx
 import pytest
-from tests.fakes.process import start_process, stop_process
 
 from agenthost.conversation import (
     AudioPart,
@@ -39,6 +38,7 @@ from agenthost.events import (
 )
 from agenthost.providers.openai_compat import OpenAICompatProvider
 from agenthost.settings import ProviderSettings
+from tests.fakes.process import start_process, stop_process
 
 FAKE = Path(__file__).resolve().parents[1] / "fakes" / "openai_upstream.py"
 API_KEY = "sk-test-0123456789abcdef"

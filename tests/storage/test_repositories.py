@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from agenthost.storage.database import Database
 from agenthost.storage.migrate import alembic_config
 from agenthost.storage.models import Base, Transaction, utcnow
-from agenthost.storage.repositories import agents, api_keys, balances, users
+from agenthost.storage.repositories import agents, api_keys, balances, usage, users
 
 
 def email() -> str:
@@ -148,7 +148,7 @@ async def test_balance_ensure_is_idempotent_and_apply_is_atomic(db: Database) ->
     await asyncio.gather(*(charge(-7) for _ in range(40)), *(charge(3) for _ in range(20)))
     async with db.session() as session:
         assert await balances.get_credits(session, user_id) == 700 - 40 * 7 + 20 * 3
-        rows = await balances.recent_transactions(session, user_id, limit=100)
+        rows = await usage.list_transactions(session, user_id, limit=100)
     assert len(rows) == 61 and sum(r.credits for r in rows) == -300 - 280 + 60
 
 

@@ -9,8 +9,9 @@ twice (its reservation and its charge) but never zero times, so N concurrent run
 overdraw a balance by more than what runs use beyond their own estimate.
 
 Settlement writes one transaction per model call and the balance change in the same
-database transaction, exactly once per run. A crash mid-run writes nothing and its
-reservation expires with the run deadline.
+database transaction, exactly once per run; concurrent settles share commits
+(ledger.py). A crash mid-run writes nothing and its reservation expires with the run
+deadline.
 
 The hot path costs one indexed balance read and one reservation round trip; the only
 write is the settle. A balance row is created (`start_balance`) the first time a user
@@ -27,6 +28,7 @@ from datetime import UTC, timedelta
 from typing import Any
 
 from agenthost.auth.principal import Principal
+from agenthost.billing.ledger import LedgerWriter
 from agenthost.billing.pricing import PriceBook, cost
 from agenthost.billing.reservations import MemoryReservations, Reservation, ReservationStore
 from agenthost.conversation import AgentSpec
@@ -106,6 +108,7 @@ class Meter:
         self.prices = prices
         self._reservations = reservations
         self._reservation_seconds = reservation_seconds
+        self._ledger = LedgerWriter(db)
         self._cache_balances = isinstance(reservations, MemoryReservations)
         self._balances: dict[str, tuple[float, int]] = {}
 
@@ -184,12 +187,9 @@ class Meter:
                 await self._reservations.release(admission.reservation)
 
     async def _write(self, user_id: str, rows: list[dict[str, Any]]) -> None:
-        async with self._db.session() as session:
-            if not self.enabled:
-                await balances.record(session, rows)
-                return
-            credits = await balances.apply_many(session, user_id, rows)
-        self._remember(user_id, credits)
+        credits = await self._ledger.write(user_id, rows, charge=self.enabled)
+        if credits is not None:
+            self._remember(user_id, credits)
 
     def _transaction(
         self, admission: Admission, step: StepFinished, request_id: str

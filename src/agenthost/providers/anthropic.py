@@ -9,7 +9,6 @@ Request building lives in `anthropic_request`, stream decoding in `anthropic_str
 from __future__ import annotations
 
 import asyncio
-import random
 import re
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
@@ -24,6 +23,7 @@ from agenthost.events import ModelEvent
 from agenthost.providers.anthropic_request import ThinkingMemory, build_body
 from agenthost.providers.anthropic_stream import AnthropicStream
 from agenthost.providers.base import Provider, ProviderHealth
+from agenthost.providers.retry import stream_with_retries
 from agenthost.settings import ProviderSettings
 
 _KEYLIKE = re.compile(r"\b(sk|sk-ant|key)-[A-Za-z0-9_\-*.]{6,}", re.IGNORECASE)
@@ -56,25 +56,15 @@ class AnthropicProvider(Provider):
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
         body = build_body(request, self._thinking)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._config.timeout_seconds
-        attempt = 0
-        while True:
-            emitted = False
-            try:
-                async with aclosing(self._attempt(body, deadline)) as events:
-                    async for event in events:
-                        emitted = True
-                        yield event
-                return
-            except (UpstreamUnavailable, UpstreamTimeout):
-                # Retry only while nothing reached the caller; never replay a partial answer.
-                delay = 0.25 * 2**attempt * random.uniform(0.8, 1.2)
-                last = attempt >= self._config.max_retries or loop.time() + delay >= deadline
-                if emitted or last:
-                    raise
-            attempt += 1
-            await asyncio.sleep(delay)
+        async with aclosing(
+            stream_with_retries(
+                lambda deadline: self._attempt(body, deadline),
+                max_retries=self._config.max_retries,
+                timeout_seconds=self._config.timeout_seconds,
+            )
+        ) as events:
+            async for event in events:
+                yield event
 
     async def _attempt(
         self, body: dict[str, Any], deadline: float

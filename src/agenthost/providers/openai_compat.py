@@ -9,7 +9,6 @@ byte and then any silent gap; `timeout_seconds` bounds the whole call, retries i
 from __future__ import annotations
 
 import asyncio
-import random
 import re
 import secrets
 from collections.abc import AsyncGenerator, AsyncIterator
@@ -44,6 +43,7 @@ from agenthost.events import (
     UsageReport,
 )
 from agenthost.providers.base import Provider, ProviderHealth
+from agenthost.providers.retry import stream_with_retries
 from agenthost.settings import ProviderSettings
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -369,26 +369,15 @@ class OpenAICompatProvider(Provider):
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
         body = orjson.dumps(build_body(request))
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._config.timeout_seconds
-        attempt = 0
-        while True:
-            emitted = False
-            try:
-                # aclosing: when our consumer stops, the attempt (and its response) closes now.
-                async with aclosing(self._attempt(body, deadline)) as events:
-                    async for event in events:
-                        emitted = True
-                        yield event
-                return
-            except (UpstreamUnavailable, UpstreamTimeout):
-                # Retry only while nothing reached the caller; never replay a partial answer.
-                delay = 0.25 * 2**attempt * random.uniform(0.8, 1.2)
-                last = attempt >= self._config.max_retries or loop.time() + delay >= deadline
-                if emitted or last:
-                    raise
-            attempt += 1
-            await asyncio.sleep(delay)
+        async with aclosing(
+            stream_with_retries(
+                lambda deadline: self._attempt(body, deadline),
+                max_retries=self._config.max_retries,
+                timeout_seconds=self._config.timeout_seconds,
+            )
+        ) as events:
+            async for event in events:
+                yield event
 
     async def _attempt(self, body: bytes, deadline: float) -> AsyncGenerator[ModelEvent, None]:
         state = _StreamState()

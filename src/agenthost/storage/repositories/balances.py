@@ -104,16 +104,3 @@ async def apply(session: AsyncSession, transaction: Transaction) -> int:
         .returning(Balance.credits)
     )
     return int(result.scalar_one())
-
-
-async def recent_transactions(
-    session: AsyncSession, user_id: str, limit: int = 20, offset: int = 0
-) -> list[Transaction]:
-    result = await session.execute(
-        select(Transaction)
-        .where(Transaction.user_id == user_id)
-        .order_by(Transaction.id.desc())
-        .limit(limit)
-        .offset(offset)
-    )
-    return list(result.scalars())

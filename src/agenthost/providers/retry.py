@@ -1,0 +1,40 @@
+"""Retries of an upstream call, only while nothing has reached the caller."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncGenerator, Callable
+from contextlib import aclosing
+
+from agenthost.errors import UpstreamTimeout, UpstreamUnavailable
+from agenthost.events import ModelEvent
+
+Attempt = Callable[[float], AsyncGenerator[ModelEvent, None]]
+
+
+async def stream_with_retries(
+    attempt: Attempt, *, max_retries: int, timeout_seconds: float
+) -> AsyncGenerator[ModelEvent, None]:
+    """Run `attempt(deadline)`, retrying unavailable/timed-out upstreams with jittered
+    exponential backoff (0.25 s · 2^n) inside one overall deadline. A failure after the
+    first event is raised as is: a partial answer is never replayed."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_seconds
+    tries = 0
+    while True:
+        emitted = False
+        try:
+            # aclosing: when our consumer stops, the attempt (and its response) closes now.
+            async with aclosing(attempt(deadline)) as events:
+                async for event in events:
+                    emitted = True
+                    yield event
+            return
+        except (UpstreamUnavailable, UpstreamTimeout):
+            delay = 0.25 * 2**tries * random.uniform(0.8, 1.2)
+            last = tries >= max_retries or loop.time() + delay >= deadline
+            if emitted or last:
+                raise
+        tries += 1
+        await asyncio.sleep(delay)
