@@ -19,11 +19,14 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         for name, value in scope["headers"]:
-            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                await self._reject(send)
+            if name == b"content-length":
+                if int(value) > self.max_bytes:  # the HTTP server validated the number
+                    await self._reject(send)
+                    return
+                # The HTTP server holds the body to its declared length: nothing to count.
+                await self.app(scope, receive, send)
                 return
         seen = 0
-        started = False
 
         async def counting_receive() -> Message:
             nonlocal seen
@@ -34,16 +37,11 @@ class BodyLimit:
                     raise RequestTooLarge(f"Request body exceeds {self.max_bytes} bytes.")
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
         try:
-            await self.app(scope, counting_receive, tracking_send)
+            await self.app(scope, counting_receive, send)
         except RequestTooLarge:
-            if not started:
-                await self._reject(send)
+            # Routes read the body before answering, so no response has started here.
+            await self._reject(send)
 
     async def _reject(self, send: Send) -> None:
         body = orjson.dumps(
