@@ -22,7 +22,7 @@ from agenthost.providers.base import Provider
 from agenthost.providers.registry import build_providers
 from agenthost.runtime.background import BackgroundRuns
 from agenthost.runtime.loop import AgentRunner
-from agenthost.runtime.mcp import McpTools
+from agenthost.runtime.tools import NoServerTools, ServerTools
 from agenthost.server_secret import server_secret
 from agenthost.settings import Settings
 from agenthost.storage.database import Database
@@ -56,7 +56,7 @@ class Services:
             access=AgentAccess(db, settings.interface.remote_agents),
             providers=providers,
             runner=AgentRunner(
-                providers, settings.limits.run, server_tools=McpTools(settings.mcp_servers)
+                providers, settings.limits.run, server_tools=_server_tools(settings)
             ),
             meter=meter,
             gate=Gate(meter, limiter, settings.limits),
@@ -87,3 +87,11 @@ def _shared_state(settings: Settings) -> tuple[RateLimiter, ReservationStore]:
         return MemoryRateLimiter(), MemoryReservations()
     redis, health = connect(settings.redis_url), RedisHealth()
     return FallbackRateLimiter(redis, health), FallbackReservations(redis, health)
+
+
+def _server_tools(settings: Settings) -> ServerTools:
+    if not settings.mcp_servers:
+        return NoServerTools()
+    from agenthost.runtime.mcp import McpTools  # the MCP SDK takes seconds to import
+
+    return McpTools(settings.mcp_servers)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from agenthost.conversation import AgentSpec, ToolSpec
+from agenthost.errors import UpstreamUnavailable
 
 
 @dataclass(slots=True, frozen=True)
@@ -53,6 +54,9 @@ class NoServerTools:
     """Used when no MCP servers are configured."""
 
     async def tools_for(self, agent: AgentSpec, caller: Caller | None = None) -> list[ServerTool]:
+        if agent.mcp_servers:
+            server = agent.mcp_servers[0]
+            raise UpstreamUnavailable(f"MCP server '{server}' of this agent is not configured.")
         return []
 
     async def call(self, tool: ServerTool, arguments: str, timeout: float) -> ToolResult:
