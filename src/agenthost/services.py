@@ -73,6 +73,7 @@ class Services:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.keys.flush_last_used()
+        await self.meter.aclose()  # may release reservations: before the limiter closes
         await self.gate.limiter.aclose()
         await self.runner.aclose()
         for provider in self.providers.values():

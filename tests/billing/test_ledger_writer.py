@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event, text
 
-from agenthost.billing.ledger import LedgerWriter
+from agenthost.billing.ledger import LedgerWriter, SettleDeferred
 from agenthost.storage.database import Database
 from agenthost.storage.migrate import upgrade
 from agenthost.storage.models import utcnow
@@ -78,3 +78,29 @@ async def test_a_bad_settle_fails_alone(db: Database) -> None:
     assert sorted(o for o in outcomes if isinstance(o, int)) == [985, 990]
     async with db.session() as session:
         assert await balances.get_credits(session, good) == 985
+
+
+async def test_a_settle_during_an_outage_is_deferred_then_written(db: Database) -> None:
+    user_id = await new_user(db, "outage@example.com", 1_000)
+    writer = LedgerWriter(db)
+    written: list[int | None] = []
+
+    async def after(credits: int | None) -> None:
+        written.append(credits)
+
+    # The table going away stands in for a database that cannot be reached.
+    async with db.session() as session:
+        await session.execute(text("ALTER TABLE transactions RENAME TO transactions_away"))
+    with pytest.raises(SettleDeferred):
+        await writer.write(user_id, [usage_row(user_id, -30)], charge=True, after=after)
+    assert writer.pending == 1 and written == []
+    async with db.session() as session:
+        await session.execute(text("ALTER TABLE transactions_away RENAME TO transactions"))
+    for _ in range(50):
+        if written:
+            break
+        await asyncio.sleep(0.1)
+    assert written == [970] and writer.pending == 0
+    async with db.session() as session:
+        assert await balances.get_credits(session, user_id) == 970
+    await writer.aclose()

@@ -246,11 +246,6 @@ def test_database_unreachable_is_503_in_the_error_shape_then_recovers(
 
 
 @pytest.mark.postgres
-@pytest.mark.xfail(
-    strict=True,
-    reason="billing/meter.py Meter.settle drops the charge when the database is down at "
-    "settlement (admission passed on the cached balance); no retry queue yet",
-)
 def test_runs_finished_during_a_database_outage_are_still_charged(
     pg_server: tuple[Server, str],
 ) -> None:

@@ -28,7 +28,7 @@ from datetime import UTC, timedelta
 from typing import Any
 
 from agenthost.auth.principal import Principal
-from agenthost.billing.ledger import LedgerWriter
+from agenthost.billing.ledger import LedgerWriter, SettleDeferred
 from agenthost.billing.pricing import PriceBook, cost
 from agenthost.billing.reservations import MemoryReservations, Reservation, ReservationStore
 from agenthost.conversation import AgentSpec
@@ -175,21 +175,30 @@ class Meter:
         if admission.settled:
             return
         admission.settled = True
-        try:
-            if steps:
-                rows = [self._transaction(admission, step, request_id) for step in steps]
-                await self._write(admission.principal.user_id, rows)
-        except Exception:
-            log.exception("ledger settle failed for %s", request_id)
-            raise
-        finally:
+        user_id = admission.principal.user_id
+
+        async def written(credits: int | None) -> None:
+            # The reservation is held until the charge is in the database.
+            if credits is not None:
+                self._remember(user_id, credits)
             if admission.reservation is not None:
                 await self._reservations.release(admission.reservation)
 
-    async def _write(self, user_id: str, rows: list[dict[str, Any]]) -> None:
-        credits = await self._ledger.write(user_id, rows, charge=self.enabled)
-        if credits is not None:
-            self._remember(user_id, credits)
+        if not steps:
+            await written(None)
+            return
+        rows = [self._transaction(admission, step, request_id) for step in steps]
+        try:
+            await self._ledger.write(user_id, rows, charge=self.enabled, after=written)
+        except SettleDeferred:
+            log.warning("ledger settle for %s deferred until the database is back", request_id)
+        except Exception:
+            log.exception("ledger settle failed for %s", request_id)
+            await written(None)
+            raise
+
+    async def aclose(self) -> None:
+        await self._ledger.aclose()
 
     def _transaction(
         self, admission: Admission, step: StepFinished, request_id: str
