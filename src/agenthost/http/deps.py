@@ -11,7 +11,8 @@ from agenthost.auth.principal import Principal
 from agenthost.services import Services
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
+    # async on purpose: FastAPI runs plain `def` dependencies in a thread pool.
     services: Services = request.app.state.services
     return services
 
