@@ -38,12 +38,25 @@ def json_responses(description: str) -> dict[int | str, dict[str, Any]]:
     return {200: ok, **ERROR_RESPONSES}
 
 
-def stream_or_json_responses(description: str) -> dict[int | str, dict[str, Any]]:
-    ok = {
+def stream_or_json_responses(
+    description: str, links: dict[str, Any] | None = None
+) -> dict[int | str, dict[str, Any]]:
+    ok: dict[str, Any] = {
         "description": description,
         "content": {
             "application/json": {"schema": {"type": "object"}},
             "text/event-stream": {"schema": {"type": "string"}},
         },
     }
+    if links:
+        ok["links"] = links
     return {200: ok, **ERROR_RESPONSES}
+
+
+def id_links(parameter: str, *operation_ids: str) -> dict[str, Any]:
+    """OpenAPI links passing the created object's `id` on to `operation_ids` (they let
+    clients and stateful API testers follow a create to its read, list and delete)."""
+    return {
+        op: {"operationId": op, "parameters": {parameter: "$response.body#/id"}}
+        for op in operation_ids
+    }

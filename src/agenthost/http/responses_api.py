@@ -21,7 +21,12 @@ from agenthost.events import Usage
 from agenthost.http import responses_flow as flow
 from agenthost.http import responses_ws
 from agenthost.http.deps import PrincipalDep, ServicesDep
-from agenthost.http.openapi import json_responses, request_body, stream_or_json_responses
+from agenthost.http.openapi import (
+    id_links,
+    json_responses,
+    request_body,
+    stream_or_json_responses,
+)
 from agenthost.http.responses import json_response, sse_response
 from agenthost.http.run import until_disconnect
 from agenthost.protocols import sse
@@ -52,8 +57,14 @@ async def _owned(services: Services, principal: Principal, response_id: str) -> 
 @router.post(
     "/responses",
     summary="Create a response",
+    operation_id="createResponse",
     openapi_extra=request_body(wire.CreateResponseRequest),
-    responses=stream_or_json_responses("A response object, or with `stream: true` its SSE events"),
+    responses=stream_or_json_responses(
+        "A response object, or with `stream: true` its SSE events",
+        id_links(
+            "response_id", "getResponse", "listInputItems", "cancelResponse", "deleteResponse"
+        ),
+    ),
 )
 async def create_response(
     request: Request, principal: PrincipalDep, services: ServicesDep
@@ -104,6 +115,7 @@ async def _background(
 @router.get(
     "/responses/{response_id}",
     summary="Retrieve a response",
+    operation_id="getResponse",
     responses=json_responses("The response object"),
 )
 async def get_response(
@@ -115,6 +127,7 @@ async def get_response(
 @router.delete(
     "/responses/{response_id}",
     summary="Delete a response",
+    operation_id="deleteResponse",
     responses=json_responses("Deletion confirmation"),
 )
 async def delete_response(
@@ -132,6 +145,7 @@ async def delete_response(
 @router.post(
     "/responses/{response_id}/cancel",
     summary="Cancel a background response",
+    operation_id="cancelResponse",
     responses=json_responses("The response object"),
 )
 async def cancel_response(
@@ -171,6 +185,7 @@ def _page(
 @router.get(
     "/responses/{response_id}/input_items",
     summary="List a response's input items",
+    operation_id="listInputItems",
     responses=json_responses("A page of input items"),
 )
 async def list_input_items(
@@ -202,6 +217,7 @@ async def list_input_items(
 @router.post(
     "/responses/compact",
     summary="Compact a conversation",
+    operation_id="compactResponse",
     openapi_extra=request_body(wire.CompactRequest),
     responses=json_responses("A compaction"),
 )

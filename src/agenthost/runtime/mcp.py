@@ -5,11 +5,11 @@
   with a tool of the same name never collide.
 - One pooled connection per server, shared by every run; tool lists are cached for
   the server's `tools_ttl_seconds` and listed again after a restart.
-- Header values of a streamable HTTP server may contain `{user.id}` and `{user.email}`:
-  they are replaced with the calling user's, and such a server gets one pooled
-  connection per user (at most `MAX_USER_CONNECTIONS`, least recently used closed first).
-  A per-user secret store is not part of this: secrets that are the same for everyone
-  come from `${ENV}` references in the config file.
+- Header values of a streamable HTTP server may contain `{user.id}`, `{user.email}` and
+  `{secret.NAME}` (see mcp_headers.py): they are replaced with the calling user's, and
+  such a server gets one pooled connection per user (at most `MAX_USER_CONNECTIONS`,
+  least recently used closed first), replaced when the user's values change. Secrets
+  that are the same for everyone come from `${ENV}` references in the config file.
 - An agent whose server cannot be reached fails closed: `UpstreamUnavailable` names it.
 """
 
@@ -24,6 +24,7 @@ import orjson
 from agenthost.conversation import AgentSpec, ToolSpec
 from agenthost.errors import ConfigError, UpstreamUnavailable
 from agenthost.runtime.mcp_connection import McpConnection
+from agenthost.runtime.mcp_headers import check_placeholders, is_per_user, render_headers
 from agenthost.runtime.tools import Caller, ServerTool, ToolResult
 from agenthost.settings import McpServerSettings
 
@@ -31,7 +32,6 @@ SEPARATOR = "__"
 MAX_TOOL_NAME = 64
 MAX_USER_CONNECTIONS = 64
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
-_USER_FIELD = re.compile(r"\{user\.(id|email)\}")
 
 
 def namespaced(server: str, tool: str) -> str:
@@ -43,22 +43,12 @@ def namespaced(server: str, tool: str) -> str:
     return name
 
 
-def render_headers(headers: dict[str, str], caller: Caller | None) -> dict[str, str]:
-    """Headers with `{user.id}` / `{user.email}` replaced by the caller's."""
-
-    def field(match: re.Match[str]) -> str:
-        if caller is None:
-            raise UpstreamUnavailable("this MCP server needs the calling user's identity")
-        return caller.user_id if match.group(1) == "id" else caller.email
-
-    return {key: _USER_FIELD.sub(field, value) for key, value in headers.items()}
-
-
 def _check(name: str, config: McpServerSettings) -> None:
     if config.transport == "stdio" and not config.command:
         raise ConfigError(f"config error: mcp_servers.{name}.command is required for stdio")
     if config.transport == "streamable_http" and not config.url:
         raise ConfigError(f"config error: mcp_servers.{name}.url is required for streamable_http")
+    check_placeholders(name, config)
 
 
 class McpTools:
@@ -71,21 +61,21 @@ class McpTools:
         self._connections: dict[str, McpConnection] = {}
         self._closing: set[asyncio.Task[None]] = set()
 
-    def _per_user(self, config: McpServerSettings) -> bool:
-        return config.transport == "streamable_http" and any(
-            _USER_FIELD.search(v) for v in config.headers.values()
-        )
-
     def _connection(self, server: str, caller: Caller | None) -> tuple[str, McpConnection]:
         config = self._servers.get(server)
         if config is None:
             raise UpstreamUnavailable(f"MCP server '{server}' of this agent is not configured.")
         scope = server
         headers = dict(config.headers)
-        if self._per_user(config):
-            headers = render_headers(config.headers, caller)
+        if is_per_user(config):
+            headers = render_headers(server, config.headers, caller)
             scope = f"{server}#{caller.user_id if caller else ''}"
         connection = self._connections.get(scope)
+        if connection is not None and connection.headers != headers:
+            # The user changed a secret: the old session keeps the old credential.
+            del self._connections[scope]
+            self._close_later(connection)
+            connection = None
         if connection is None:
             self._evict_idle(server)
             connection = McpConnection(server, config, headers)
@@ -99,7 +89,10 @@ class McpTools:
             return
         scope, oldest = min(mine, key=lambda item: item[1].last_used)
         del self._connections[scope]
-        task = asyncio.get_running_loop().create_task(oldest.aclose())
+        self._close_later(oldest)
+
+    def _close_later(self, connection: McpConnection) -> None:
+        task = asyncio.get_running_loop().create_task(connection.aclose())
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
 

@@ -68,6 +68,11 @@ class McpConnection:
         self.last_used = 0.0
 
     @property
+    def headers(self) -> dict[str, str]:
+        """The headers this connection sends (rendered for its user)."""
+        return self._headers
+
+    @property
     def alive(self) -> bool:
         return self._client is not None and self._task is not None and not self._task.done()
 

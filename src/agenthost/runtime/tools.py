@@ -5,7 +5,8 @@ The loop only needs `ServerTools`; the MCP implementation plugs in behind it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from agenthost.conversation import AgentSpec, ToolSpec
@@ -14,10 +15,15 @@ from agenthost.errors import UpstreamUnavailable
 
 @dataclass(slots=True, frozen=True)
 class Caller:
-    """The authenticated user a run is for; MCP headers may reference it."""
+    """The authenticated user a run is for; MCP headers may reference it.
+
+    `secrets` holds the user's secrets that the agent's MCP headers reference (empty
+    when none do); kept out of `repr` so that a logged caller never shows a value.
+    """
 
     user_id: str
     email: str
+    secrets: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
 
 @dataclass(slots=True, frozen=True)

@@ -176,3 +176,17 @@ class RolePermission(Base):
     share: Mapped[bool] = mapped_column(Boolean)
     public: Mapped[bool] = mapped_column(Boolean)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class UserSecret(Base):
+    """A credential a user keeps for MCP headers (`{secret.NAME}`), sealed at rest."""
+
+    __tablename__ = "user_secrets"
+    __table_args__ = (UniqueConstraint("user_id", "name", name="uq_user_secrets_user_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(64))
+    sealed_value: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

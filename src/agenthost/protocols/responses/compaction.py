@@ -8,16 +8,14 @@ The user id inside the token keeps one user from replaying another user's compac
 
 from __future__ import annotations
 
-import base64
 import zlib
 from typing import Any
 
 import orjson
-from cryptography.fernet import Fernet, InvalidToken
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from cryptography.fernet import InvalidToken
 
 from agenthost.errors import InvalidRequest
+from agenthost.sealing import derived_fernet
 
 _VERSION = 1
 _INFO = b"agenthost open-responses compaction v1"
@@ -28,8 +26,7 @@ class CompactionSealer:
     """Seals and opens compaction payloads with a key derived from the server secret."""
 
     def __init__(self, secret: bytes) -> None:
-        key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_INFO).derive(secret)
-        self._fernet = Fernet(base64.urlsafe_b64encode(key))
+        self._fernet = derived_fernet(secret, _INFO)
 
     def seal(self, items: list[dict[str, Any]], user_id: str) -> str:
         payload = orjson.dumps({"v": _VERSION, "user": user_id, "items": items})
