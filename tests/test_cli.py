@@ -34,6 +34,10 @@ COMMANDS = [
     ["balance"],
     ["balance", "show"],
     ["balance", "add"],
+    ["secrets"],
+    ["secrets", "set"],
+    ["secrets", "list"],
+    ["secrets", "delete"],
     ["db"],
     ["db", "upgrade"],
 ]

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from agenthost.auth.api_keys import KeyAuthenticator
 from agenthost.auth.permissions import AgentAccess
+from agenthost.auth.user_secrets import UserSecrets
 from agenthost.billing.gate import Gate
 from agenthost.billing.meter import Meter
 from agenthost.billing.pricing import PriceBook
@@ -38,6 +39,7 @@ class Services:
     runner: AgentRunner
     meter: Meter
     gate: Gate
+    user_secrets: UserSecrets  # per-user values for `{secret.NAME}` in MCP headers
     secret: bytes = b""  # seals compaction items; see server_secret.py
     background: BackgroundRuns = field(default_factory=BackgroundRuns)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -47,6 +49,7 @@ class Services:
         db = Database(settings.database_url)
         providers = build_providers(settings.providers)
         limiter, reservations = _shared_state(settings)
+        secret = server_secret(settings)
         run_seconds = settings.limits.run.run_deadline_seconds + 60
         meter = Meter(db, settings.balance, PriceBook(settings.pricing), reservations, run_seconds)
         return cls(
@@ -60,7 +63,8 @@ class Services:
             ),
             meter=meter,
             gate=Gate(meter, limiter, settings.limits),
-            secret=server_secret(settings),
+            user_secrets=UserSecrets(db, secret),
+            secret=secret,
         )
 
     def start_background(self) -> None:

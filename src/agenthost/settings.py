@@ -109,8 +109,9 @@ class McpServerSettings(_Section):
     url: str | None = None
     headers: dict[str, str] = Field(
         default_factory=dict,
-        description="streamable_http: request headers; {user.id} and {user.email} are "
-        "replaced by the calling user's (one pooled connection per user then)",
+        description="streamable_http: request headers; {user.id}, {user.email} and "
+        "{secret.NAME} (the user's own secret NAME) are replaced by the calling user's "
+        "(one pooled connection per user then; a secret not set fails with missing_secret)",
     )
     timeout_seconds: float = Field(30.0, gt=0, description="connect, list and per-call cap")
     tools_ttl_seconds: float = Field(300.0, gt=0, description="how long a tool list is cached")

@@ -5,7 +5,7 @@
 
 Over HTTP it prints `READY <port>` once listening (streamable HTTP at `/mcp`).
 Tools: `add(a, b)`, `echo(text)`, `fail()` (raises), `hang()` (sleeps forever),
-`crash()` (exits the process), `whoami()` (the `X-User` request header) and
+`crash()` (exits the process), `whoami(header="x-user")` (that request header) and
 `pid()` (this process id, so tests can see a restart).
 """
 
@@ -46,10 +46,10 @@ def build(name: str) -> MCPServer:
     def crash() -> str:
         os._exit(3)
 
-    @server.tool(description="The X-User header of the request (HTTP only).")
-    def whoami(ctx: Context) -> str:
+    @server.tool(description="A header of the request, X-User by default (HTTP only).")
+    def whoami(ctx: Context, header: str = "x-user") -> str:
         headers = ctx.headers or {}
-        return headers.get("x-user", "anonymous")
+        return headers.get(header.lower(), "anonymous")
 
     @server.tool(description="This server's process id.")
     def pid() -> str:

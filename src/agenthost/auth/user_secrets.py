@@ -47,7 +47,10 @@ def check_name(name: str) -> str:
 
 
 def check_value(value: str) -> str:
+    """The value without surrounding whitespace (pasted tokens often carry some, and an
+    HTTP client refuses such a header value, quoting it in its error)."""
     # The message never repeats the value: it is a credential.
+    value = value.strip()
     if not value or len(value) > MAX_VALUE_CHARS or not _VALUE.fullmatch(value):
         raise InvalidRequest(
             f"A secret value has 1 to {MAX_VALUE_CHARS} printable ASCII characters "
@@ -133,7 +136,9 @@ class UserSecrets:
         for row in rows:
             value = self._sealer.open(user_id, row.name, row.sealed_value)
             if value is None:
-                log.warning("secret %s of user %s cannot be opened; set it again", row.name, user_id)
+                log.warning(
+                    "secret %s of user %s cannot be opened; set it again", row.name, user_id
+                )
             else:
                 opened[row.name] = value
         if changes == self._changes:

@@ -8,7 +8,14 @@ from typing import NoReturn
 import typer
 from typer.exceptions import TyperException
 
-from agenthost.cli import agents, balance, keys, serve, users  # noqa: F401  (register commands)
+from agenthost.cli import (  # noqa: F401  (register commands)
+    agents,
+    balance,
+    keys,
+    serve,
+    user_secrets,
+    users,
+)
 from agenthost.cli.base import CommandError, app
 from agenthost.errors import AgentHostError
 

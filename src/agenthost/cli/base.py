@@ -21,12 +21,16 @@ users_app = typer.Typer(help="Manage users.", no_args_is_help=True)
 keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
 agents_app = typer.Typer(help="Manage agents.", no_args_is_help=True)
 balance_app = typer.Typer(help="Show and grant token balances.", no_args_is_help=True)
+secrets_app = typer.Typer(
+    help="Manage users' secrets for MCP server headers ({secret.NAME}).", no_args_is_help=True
+)
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 for sub, name in [
     (users_app, "users"),
     (keys_app, "keys"),
     (agents_app, "agents"),
     (balance_app, "balance"),
+    (secrets_app, "secrets"),
     (db_app, "db"),
 ]:
     app.add_typer(sub, name=name)

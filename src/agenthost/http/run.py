@@ -22,6 +22,7 @@ from agenthost.conversation import AgentSpec, RunRequest
 from agenthost.errors import AgentHostError
 from agenthost.events import RunEvent, StepFinished, Usage
 from agenthost.runtime.loop import RunState
+from agenthost.runtime.mcp_headers import needed_secrets, require_secrets
 from agenthost.runtime.tools import Caller
 from agenthost.services import Services
 
@@ -59,16 +60,29 @@ class Execution:
     async def start(self) -> None:
         """Pass the gate (429, 402) and run until the first event; errors here are
         ordinary HTTP errors, and nothing reaches the upstream unless the gate passed."""
+        caller = await self._caller()  # a missing secret fails before the gate
         gate = self.services.gate
         self._pass = await gate.enter(self.principal, self.agent, self.request)
         self.headers = self._pass.headers
         try:
-            caller = Caller(self.principal.user_id, self.principal.email)
             self._events = self.services.runner.run(self.agent, self.request, self.state, caller)
             self._first = await anext(self._events)
         except BaseException:
             await self.close()
             raise
+
+    async def _caller(self) -> Caller:
+        """Who the run is for, with the secrets its MCP headers reference (read only
+        when some header references one: most agents need no database read here)."""
+        user_id, email = self.principal.user_id, self.principal.email
+        configs = self.services.settings.mcp_servers
+        needed = needed_secrets(self.agent.mcp_servers, configs) if configs else {}
+        if not needed:
+            return Caller(user_id, email)
+        stored = await self.services.user_secrets.values(user_id)
+        require_secrets(needed, stored)
+        wanted = {name for names in needed.values() for name in names}
+        return Caller(user_id, email, {k: v for k, v in stored.items() if k in wanted})
 
     async def events(self) -> AsyncGenerator[RunEvent, None]:
         assert self._events is not None and self._first is not None, "start() first"

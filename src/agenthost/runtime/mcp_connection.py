@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -30,12 +31,19 @@ _MAX_PAGES = 50  # a paginator that never ends cannot hang a listing
 _CLOSE_TIMEOUT = 5.0
 
 
-def _reason(exc: BaseException) -> str:
-    """A short, single-line cause; exception groups are unwrapped to their first leaf."""
+def _reason(exc: BaseException, hide: Iterable[str] = ()) -> str:
+    """A short, single-line cause; exception groups are unwrapped to their first leaf.
+
+    Values in `hide` (the connection's header values, which may hold credentials) are
+    masked first: an HTTP client names a header value it refuses in its error.
+    """
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
         exc = exc.exceptions[0]
     text = str(exc) or type(exc).__name__
-    return text.splitlines()[0][:200]
+    for value in hide:
+        if len(value) >= 4:
+            text = text.replace(value, "[hidden]")
+    return (text.splitlines() or [""])[0][:200]
 
 
 def render_result(result: CallToolResult) -> str:
@@ -76,6 +84,9 @@ class McpConnection:
     def alive(self) -> bool:
         return self._client is not None and self._task is not None and not self._task.done()
 
+    def _cause(self, exc: BaseException) -> str:
+        return _reason(exc, self._headers.values())
+
     def _unavailable(self, why: str) -> UpstreamUnavailable:
         return UpstreamUnavailable(f"MCP server '{self.server}' is unavailable: {why}")
 
@@ -104,7 +115,7 @@ class McpConnection:
             raise self._unavailable(f"no answer within {self._config.timeout_seconds:g}s") from None
         if self._client is None:
             cause = failure[0] if failure else RuntimeError("connection closed")
-            raise self._unavailable(_reason(cause)) from cause
+            raise self._unavailable(self._cause(cause)) from cause
         self._tools = None  # a restarted server may offer different tools
 
     async def _own(self, ready: asyncio.Event, failure: list[BaseException]) -> None:
@@ -117,7 +128,7 @@ class McpConnection:
                 await self._closing.wait()
         except Exception as exc:  # the transport failed: report it, never crash the loop
             failure.append(exc)
-            log.warning("MCP server %s connection ended: %s", self.server, _reason(exc))
+            log.warning("MCP server %s connection ended: %s", self.server, self._cause(exc))
         finally:
             self._client = None
             ready.set()
@@ -161,7 +172,7 @@ class McpConnection:
                 # A session that died unnoticed: restart once, then fail closed.
                 self.mark_dead()
                 if attempt == 2:
-                    raise self._unavailable(_reason(exc)) from exc
+                    raise self._unavailable(self._cause(exc)) from exc
         raise AssertionError("unreachable")
 
     @staticmethod
@@ -193,7 +204,9 @@ class McpConnection:
             return ToolResult(f"MCP server '{self.server}' failed: {exc.message}", is_error=True)
         except Exception as exc:
             self.mark_dead()
-            return ToolResult(f"MCP server '{self.server}' failed: {_reason(exc)}", is_error=True)
+            return ToolResult(
+                f"MCP server '{self.server}' failed: {self._cause(exc)}", is_error=True
+            )
         return ToolResult(render_result(result), is_error=bool(result.is_error))
 
     async def _stop_task(self) -> None:

@@ -63,6 +63,19 @@ def needed_secrets(
     return needed
 
 
+def servers_by_secret(
+    configs: Mapping[str, McpServerSettings], exclude: Iterable[str] = ()
+) -> dict[str, list[str]]:
+    """Every secret name the configured servers reference (but `exclude`), with its servers."""
+    skip = set(exclude)
+    found: dict[str, list[str]] = {}
+    for server, config in configs.items():
+        for name in secrets_of(config):
+            if name not in skip:
+                found.setdefault(name, []).append(server)
+    return found
+
+
 def missing_secret(server: str, name: str) -> InvalidRequest:
     return InvalidRequest(
         f"MCP server '{server}' of this agent needs your secret '{name}', which is not set. "
@@ -80,7 +93,9 @@ def require_secrets(needed: Mapping[str, Iterable[str]], secrets: Mapping[str, s
                 raise missing_secret(server, name)
 
 
-def render_headers(server: str, headers: Mapping[str, str], caller: Caller | None) -> dict[str, str]:
+def render_headers(
+    server: str, headers: Mapping[str, str], caller: Caller | None
+) -> dict[str, str]:
     """The headers with every placeholder replaced by the calling user's value."""
 
     def field(match: re.Match[str]) -> str:

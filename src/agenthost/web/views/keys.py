@@ -1,4 +1,7 @@
-"""Settings → API keys: create (shown once), list, revoke; base URL and snippets."""
+"""Settings → API keys: create (shown once), list, revoke; base URL and snippets.
+
+The user's secrets for tool servers (views/user_secrets.py) are a section of this page.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ from fastapi import APIRouter
 from starlette.responses import Response
 
 from agenthost.auth.api_keys import generate_key
+from agenthost.runtime.mcp_headers import servers_by_secret
 from agenthost.storage.models import utcnow
 from agenthost.storage.repositories import agents as agent_repo
 from agenthost.storage.repositories import api_keys as key_repo
@@ -24,11 +28,14 @@ def _require_use(visit: Visit) -> None:
         raise forbidden("Remote agent access is not enabled for your role.")
 
 
-async def _page(visit: Visit, revealed: str | None = None, error: str | None = None) -> Response:
+async def settings_page(
+    visit: Visit, revealed: str | None = None, error: str | None = None
+) -> Response:
     user = visit.me
     async with visit.services.db.session() as session:
         keys = await key_repo.list_for_user(session, user.id)
         agents = await agent_repo.list_callable(session, user.id, user.role)
+    secrets = await visit.services.user_secrets.describe(user.id)
     own = [a for a in agents if a.owner_id == user.id] or agents
     sample = own[0].id if own else "agent_YOUR_AGENT_ID"
     base = api_base_url(visit.services.settings.public_base_url, str(visit.request.base_url))
@@ -45,6 +52,10 @@ async def _page(visit: Visit, revealed: str | None = None, error: str | None = N
         sample_agent=sample,
         expiry_choices=list(EXPIRY_CHOICES),
         now=utcnow(),
+        secrets=secrets,
+        wanted_secrets=servers_by_secret(
+            visit.services.settings.mcp_servers, exclude={s.name for s in secrets}
+        ),
     )
 
 
@@ -56,7 +67,7 @@ async def settings_home(visit: UserDep) -> Response:
 @router.get("/settings/keys")
 async def keys_page(visit: UserDep) -> Response:
     _require_use(visit)
-    return await _page(visit)
+    return await settings_page(visit)
 
 
 @router.post("/settings/keys")
@@ -65,9 +76,9 @@ async def create_key(visit: UserDep, form: FormDep) -> Response:
     name, expiry = field(form, "name"), field(form, "expires", "90")
     scope = [str(a) for a in form.getlist("agents") if str(a)] or None
     if not name or len(name) > 200:
-        return await _page(visit, error="Give the key a name (up to 200 characters).")
+        return await settings_page(visit, error="Give the key a name (up to 200 characters).")
     if expiry not in EXPIRY_CHOICES:
-        return await _page(visit, error="Choose an expiry from the list.")
+        return await settings_page(visit, error="Choose an expiry from the list.")
     days = EXPIRY_CHOICES[expiry]
     plain, prefix, key_hash = generate_key()
     async with visit.services.db.session() as session:
@@ -76,7 +87,9 @@ async def create_key(visit: UserDep, form: FormDep) -> Response:
                 a.id for a in await agent_repo.list_callable(session, visit.me.id, visit.me.role)
             }
             if not set(scope) <= callable_ids:
-                return await _page(visit, error="The scope may only name agents you can call.")
+                return await settings_page(
+                    visit, error="The scope may only name agents you can call."
+                )
         await key_repo.create(
             session,
             user_id=visit.me.id,
@@ -86,7 +99,7 @@ async def create_key(visit: UserDep, form: FormDep) -> Response:
             expires_at=utcnow() + timedelta(days=days) if days else None,
             agent_scope=scope,
         )
-    return await _page(visit, revealed=plain)
+    return await settings_page(visit, revealed=plain)
 
 
 @router.post("/settings/keys/{key_id}/revoke")
