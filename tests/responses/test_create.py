@@ -166,6 +166,7 @@ def test_allowed_tools_is_a_hard_constraint(api: Api) -> None:
         ({"user": "x"}, "user"),
         ({"conversation": "c"}, "conversation"),
         ({"top_logprobs": 3}, "top_logprobs"),
+        ({"truncation": "auto"}, "truncation"),
         ({"include": ["message.output_text.logprobs"]}, "include[0]"),
         ({"max_output_tokens": 5}, "max_output_tokens"),
         ({"stream_options": {"include_obfuscation": False}}, "stream_options"),

@@ -281,6 +281,10 @@ def _check(body: wire.CreateResponseRequest) -> bool:
             raise InvalidRequest(f"Unknown include value '{value}'.", param=f"include[{i}]")
     if body.top_logprobs:
         raise _unsupported("top_logprobs", "is not supported by agents.")
+    if body.truncation == "auto":
+        # Dropping history to fit needs each upstream's context window, which agenthost
+        # does not know; refusing beats silently sending what would not fit.
+        raise _unsupported("truncation", "'auto' is not supported: send 'disabled'.")
     if body.stream_options is not None and not body.stream:
         raise InvalidRequest(
             "'stream_options' is only allowed when 'stream' is true.", param="stream_options"
