@@ -9,7 +9,6 @@ Request building lives in `anthropic_request`, stream decoding in `anthropic_str
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 from typing import Any
@@ -24,10 +23,9 @@ from agenthost.providers.anthropic_request import ThinkingMemory, build_body
 from agenthost.providers.anthropic_stream import AnthropicStream
 from agenthost.providers.base import Provider, ProviderHealth
 from agenthost.providers.retry import stream_with_retries
+from agenthost.providers.upstream_errors import redact, status_error
 from agenthost.settings import ProviderSettings
 
-_KEYLIKE = re.compile(r"\b(sk|sk-ant|key)-[A-Za-z0-9_\-*.]{6,}", re.IGNORECASE)
-_MAX_DETAIL = 500
 _EXTRA_BODY = ("temperature", "top_p")
 
 
@@ -115,21 +113,10 @@ class AnthropicProvider(Provider):
             raise ProviderError(f"upstream {self.name} failed: {self._redact(str(exc))}") from exc
 
     def _status_error(self, exc: anthropic.APIStatusError) -> ProviderError:
-        status = exc.status_code
-        detail = self._redact(_detail(exc))
-        where = f"upstream {self.name} answered HTTP {status}"
-        if status in (401, 403):
-            return ProviderError(f"{where}: credentials rejected ({detail})", status=status)
-        if status == 408:
-            return UpstreamTimeout(f"{where}: {detail}", status=status)
-        if status == 429 or status >= 500:
-            return UpstreamUnavailable(f"{where}: {detail}", status=status)
-        return ProviderError(f"{where}: {detail}", status=status)
+        return status_error(self.name, exc.status_code, self._redact(_detail(exc)))
 
     def _redact(self, text: str) -> str:
-        if self._api_key:
-            text = text.replace(self._api_key, "***")
-        return _KEYLIKE.sub("***", text)[:_MAX_DETAIL]
+        return redact(text, self._api_key)
 
     async def health(self) -> ProviderHealth:
         try:

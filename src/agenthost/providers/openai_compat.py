@@ -9,7 +9,6 @@ byte and then any silent gap; `timeout_seconds` bounds the whole call, retries i
 from __future__ import annotations
 
 import asyncio
-import re
 import secrets
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import AsyncExitStack, aclosing
@@ -44,6 +43,7 @@ from agenthost.events import (
 )
 from agenthost.providers.base import Provider, ProviderHealth
 from agenthost.providers.retry import stream_with_retries
+from agenthost.providers.upstream_errors import redact, status_error
 from agenthost.settings import ProviderSettings
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -58,7 +58,6 @@ _HEALTH_TIMEOUT = 5.0
 _DRAIN_TIMEOUT = 1.0
 _MAX_DETAIL = 500
 # Upstreams echo (masked) keys in 401 messages; never pass anything key-like on.
-_KEYLIKE = re.compile(r"\b(sk|pk|rk|key)-[A-Za-z0-9_\-*.]{6,}", re.IGNORECASE)
 # Enough pooled connections for hundreds of concurrent streams per upstream.
 _LIMITS = httpx.Limits(max_connections=1024, max_keepalive_connections=256, keepalive_expiry=30.0)
 
@@ -467,20 +466,10 @@ class OpenAICompatProvider(Provider):
             pass  # the connection is dropped instead; the answer is already complete
 
     def _status_error(self, status: int, content: bytes) -> ProviderError:
-        detail = self._redact(_error_detail(content))
-        where = f"upstream {self.name} answered HTTP {status}"
-        if status in (401, 403):
-            return ProviderError(f"{where}: credentials rejected ({detail})", status=status)
-        if status == 408:
-            return UpstreamTimeout(f"{where}: {detail}", status=status)
-        if status == 429 or status >= 500:
-            return UpstreamUnavailable(f"{where}: {detail}", status=status)
-        return ProviderError(f"{where}: {detail}", status=status)
+        return status_error(self.name, status, self._redact(_error_detail(content)))
 
     def _redact(self, text: str) -> str:
-        if self._api_key:
-            text = text.replace(self._api_key, "***")
-        return _KEYLIKE.sub("***", text)
+        return redact(text, self._api_key)
 
     async def health(self) -> ProviderHealth:
         try:
