@@ -6,14 +6,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import Table, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agenthost.storage.models import Balance, Transaction, utcnow
+
+_TRANSACTIONS = cast(Table, Transaction.__table__)
+_BALANCES = cast(Table, Balance.__table__)
 
 
 async def ensure(session: AsyncSession, user_id: str, start_balance: int) -> None:
@@ -54,19 +57,21 @@ async def read(session: AsyncSession, user_id: str) -> BalanceState | None:
 async def apply_many(session: AsyncSession, user_id: str, rows: list[dict[str, Any]]) -> int:
     """Insert the user's transactions (column dicts, one executemany without ORM objects)
     and change the balance by their sum in one UPDATE; returns the new balance."""
-    await session.execute(insert(Transaction), rows)
+    # Table-level statements: plain Core executemany/UPDATE, skipping the ORM bulk paths.
+    await session.execute(_TRANSACTIONS.insert(), rows)
+    change = sum(row["credits"] for row in rows)
     result = await session.execute(
-        update(Balance)
-        .where(Balance.user_id == user_id)
-        .values(credits=Balance.credits + sum(row["credits"] for row in rows), updated_at=utcnow())
-        .returning(Balance.credits)
+        _BALANCES.update()
+        .where(_BALANCES.c.user_id == user_id)
+        .values(credits=_BALANCES.c.credits + change, updated_at=utcnow())
+        .returning(_BALANCES.c.credits)
     )
     return int(result.scalar_one())
 
 
 async def record(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
     """Insert transactions that change no balance (credits 0: balance disabled)."""
-    await session.execute(insert(Transaction), rows)
+    await session.execute(_TRANSACTIONS.insert(), rows)
 
 
 async def refill_if_due(
