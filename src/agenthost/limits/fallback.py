@@ -18,17 +18,20 @@ REDIS_ERRORS = (RedisError, OSError, TimeoutError)
 
 
 def connect(url: str, max_connections: int = 64) -> Redis:
-    """A client with short timeouts: a dead Redis must not stall the request path.
+    """A client that tells a dead Redis from a busy one.
 
-    The pool blocks (briefly) when all its connections are busy instead of failing, so a
-    burst of requests waits for Redis rather than being mistaken for Redis being down.
+    A refused or unreachable Redis fails fast (0.5 s to connect), so limits fall back at
+    once. A reply, though, may wait for this worker's own busy event loop: under a burst
+    of requests a short read timeout mistook load for an outage and dropped the shared
+    limits, so reads and pool waits get 5 s. The pool blocks when all its connections are
+    busy instead of failing.
     """
     pool = BlockingConnectionPool.from_url(
         url,
         max_connections=max_connections,
-        timeout=2.0,
+        timeout=5.0,
         socket_connect_timeout=0.5,
-        socket_timeout=1.0,
+        socket_timeout=5.0,
         health_check_interval=30,
     )
     return Redis(connection_pool=pool)
