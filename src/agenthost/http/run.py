@@ -20,7 +20,7 @@ from agenthost.auth.principal import Principal
 from agenthost.billing.gate import Pass
 from agenthost.conversation import AgentSpec, RunRequest
 from agenthost.errors import AgentHostError
-from agenthost.events import RunEvent, StepFinished, Usage
+from agenthost.events import RunEvent
 from agenthost.runtime.loop import RunState
 from agenthost.runtime.mcp_headers import needed_secrets, require_secrets
 from agenthost.runtime.tools import Caller
@@ -28,7 +28,6 @@ from agenthost.services import Services
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-CHARS_PER_TOKEN = 4  # as the runtime estimates output it has seen without usage
 
 
 class Execution:
@@ -104,18 +103,8 @@ class Execution:
                     log.debug("run closed with an error", exc_info=True)
             passed, self._pass = self._pass, None
             if passed is not None:
-                self._record_pending_output()
+                self.state.close_pending()
                 await self.services.gate.leave(passed, self.state.steps, self.request_id)
-
-    def _record_pending_output(self) -> None:
-        """Text of a model call cut off before its usage arrived is charged by estimate."""
-        if self.state.pending_output_chars:
-            tokens = -(-self.state.pending_output_chars // CHARS_PER_TOKEN)
-            step = StepFinished(
-                len(self.state.steps) + 1, self.state.model, Usage(output_tokens=tokens)
-            )
-            self.state.steps.append(step)
-            self.state.pending_output_chars = 0
 
 
 async def until_disconnect(request: Request, work: Awaitable[T]) -> T:

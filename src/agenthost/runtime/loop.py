@@ -77,6 +77,17 @@ class RunState:
             total.add(step.usage)
         return total
 
+    def estimated_output(self) -> Usage:
+        """Output of the current model call estimated from its text (no usage reported)."""
+        return Usage(output_tokens=-(-self.pending_output_chars // CHARS_PER_TOKEN))
+
+    def close_pending(self) -> None:
+        """Record a model call cut off before its usage arrived as an estimated step."""
+        if self.pending_output_chars:
+            step = StepFinished(len(self.steps) + 1, self.model, self.estimated_output())
+            self.steps.append(step)
+            self.pending_output_chars = 0
+
 
 @dataclass(slots=True)
 class _Run:
@@ -260,8 +271,7 @@ class AgentRunner:
             step.finish = event.reason
 
     def _close_step(self, step_no: int, run: _Run, step: Step) -> StepFinished:
-        chars = run.state.pending_output_chars
-        usage = step.usage or Usage(output_tokens=-(-chars // CHARS_PER_TOKEN))
+        usage = step.usage or run.state.estimated_output()
         done = StepFinished(step_no, step.model or run.agent.model, usage)
         run.state.steps.append(done)
         run.state.pending_output_chars = 0

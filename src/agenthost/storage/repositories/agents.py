@@ -49,13 +49,6 @@ async def list_all(session: AsyncSession) -> list[Agent]:
     return list((await session.execute(select(Agent).order_by(Agent.created_at))).scalars())
 
 
-async def list_owned(session: AsyncSession, owner_id: str) -> list[Agent]:
-    result = await session.execute(
-        select(Agent).where(Agent.owner_id == owner_id).order_by(Agent.created_at)
-    )
-    return list(result.scalars())
-
-
 def _visible_clause(user_id: str, role: str) -> Any:
     granted = select(AgentGrant.agent_id).where(
         or_(
