@@ -42,7 +42,7 @@ def count_commits(db: Database) -> list[int]:
     def on_commit(_conn: object) -> None:
         commits[0] += 1
 
-    event.listen(db.engine.sync_engine, "commit", on_commit)
+    event.listen(db.write_engine, "commit", on_commit)
     return commits
 
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from sqlalchemy import Connection
 from sqlalchemy.exc import DataError, IntegrityError, ProgrammingError
 
 from agenthost.storage.database import Database
@@ -97,15 +98,7 @@ class LedgerWriter:
                 settle.done.set_result(credits)
 
     async def _commit(self, batch: list[_Settle]) -> list[int | None]:
-        results: list[int | None] = []
-        async with self._db.session() as session:
-            for settle in batch:
-                if settle.charge:
-                    results.append(await balances.apply_many(session, settle.user_id, settle.rows))
-                else:
-                    await balances.record(session, settle.rows)
-                    results.append(None)
-        return results
+        return await self._db.write(lambda connection: _write_batch(connection, batch))
 
     async def _commit_alone(self, settle: _Settle) -> None:
         try:
@@ -158,6 +151,19 @@ class LedgerWriter:
         for settle in self._deferred:
             log.error("ledger settle lost at shutdown: %s", _dump(settle))
         self._deferred.clear()
+
+
+def _write_batch(connection: Connection, batch: list[_Settle]) -> list[int | None]:
+    """One transaction for the batch: every row in one insert, then one balance change
+    per user charged. Each charging settle learns its user's balance after the batch."""
+    balances.insert_transactions(connection, [row for settle in batch for row in settle.rows])
+    changes: dict[str, int] = {}
+    for settle in batch:
+        if settle.charge:
+            change = sum(row["credits"] for row in settle.rows)
+            changes[settle.user_id] = changes.get(settle.user_id, 0) + change
+    credits = {user: balances.change_balance(connection, user, c) for user, c in changes.items()}
+    return [credits[s.user_id] if s.charge else None for s in batch]
 
 
 def _dump(settle: _Settle) -> str:

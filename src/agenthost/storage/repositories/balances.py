@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, or_, select, update
+from sqlalchemy import BigInteger, Connection, String, Table, bindparam, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from agenthost.storage.driver_sql import DriverStatement
 from agenthost.storage.models import Balance, Transaction, utcnow
 
 _TRANSACTIONS = cast(Table, Transaction.__table__)
@@ -54,24 +55,42 @@ async def read(session: AsyncSession, user_id: str) -> BalanceState | None:
     return None if row is None else BalanceState(int(row[0]), row[1])
 
 
-async def apply_many(session: AsyncSession, user_id: str, rows: list[dict[str, Any]]) -> int:
-    """Insert the user's transactions (column dicts, one executemany without ORM objects)
-    and change the balance by their sum in one UPDATE; returns the new balance."""
-    # Table-level statements: plain Core executemany/UPDATE, skipping the ORM bulk paths.
-    await session.execute(_TRANSACTIONS.insert(), rows)
-    change = sum(row["credits"] for row in rows)
-    result = await session.execute(
-        _BALANCES.update()
-        .where(_BALANCES.c.user_id == user_id)
-        .values(credits=_BALANCES.c.credits + change, updated_at=utcnow())
-        .returning(_BALANCES.c.credits)
+# The ledger settle's two statements, run for every model call (see driver_sql.py).
+_LEDGER_COLUMNS = [c.name for c in _TRANSACTIONS.columns if c.name != "id"]
+_INSERT_TRANSACTION = DriverStatement(
+    _TRANSACTIONS.insert().values({name: bindparam(name) for name in _LEDGER_COLUMNS})
+)
+_CHANGE_BALANCE = DriverStatement(
+    _BALANCES.update()
+    .where(_BALANCES.c.user_id == bindparam("user", type_=String))
+    .values(
+        credits=_BALANCES.c.credits + bindparam("change", type_=BigInteger),
+        updated_at=bindparam("now", type_=_BALANCES.c.updated_at.type),
     )
-    return int(result.scalar_one())
+    .returning(_BALANCES.c.credits)
+)
 
 
-async def record(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-    """Insert transactions that change no balance (credits 0: balance disabled)."""
-    await session.execute(_TRANSACTIONS.insert(), rows)
+# What a row may leave out: the model's column defaults (`created_at` is now).
+_ROW_DEFAULTS: dict[str, Any] = {
+    "api_key_id": None, "agent_id": None, "request_id": None, "model": None,
+    "input_tokens": 0, "cache_write_tokens": 0, "cache_read_tokens": 0, "output_tokens": 0,
+    "reasoning_tokens": 0, "rates": None, "note": None,
+}  # fmt: skip
+
+
+def insert_transactions(connection: Connection, rows: list[dict[str, Any]]) -> None:
+    """Insert transactions (column dicts; defaults as in the model) in one executemany."""
+    now = utcnow()
+    _INSERT_TRANSACTION.execute_many(
+        connection, [{**_ROW_DEFAULTS, "created_at": now, **row} for row in rows]
+    )
+
+
+def change_balance(connection: Connection, user_id: str, change: int) -> int:
+    """Add `change` to the user's credits in one UPDATE; returns the new balance."""
+    values = {"user": user_id, "change": change, "now": utcnow()}
+    return int(_CHANGE_BALANCE.execute(connection, values).scalar_one())
 
 
 async def refill_if_due(
