@@ -123,6 +123,9 @@ class ModelRequest:
     reasoning_effort: str | None = None
     user: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # The run's deadline on the event loop's clock; a provider that `bounds_waits` ends
+    # its call by then (raising UpstreamTimeout) so the runtime needs no timer per event.
+    deadline: float | None = None
 
 
 @dataclass(slots=True)

@@ -9,9 +9,9 @@ concurrency slot, exactly once.
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass, field
 
+from agenthost import ids
 from agenthost.auth.principal import Principal
 from agenthost.billing.meter import Admission, Meter
 from agenthost.billing.tokens import count_prompt
@@ -61,7 +61,7 @@ class Gate:
         if not scopes:
             return None
         seconds = self._limits.run.run_deadline_seconds + 60
-        return await self.limiter.acquire(scopes, tokens, secrets.token_hex(8), seconds)
+        return await self.limiter.acquire(scopes, tokens, ids.token(8), seconds)
 
     async def leave(self, passed: Pass, steps: list[StepFinished], request_id: str) -> None:
         """Settle and free the limits; safe to call twice (the second call does nothing)."""

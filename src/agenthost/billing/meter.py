@@ -21,12 +21,12 @@ is seen, and auto-refill is applied when due, both on that same read.
 from __future__ import annotations
 
 import logging
-import secrets
 import time
 from dataclasses import dataclass, replace
 from datetime import UTC, timedelta
 from typing import Any
 
+from agenthost import ids
 from agenthost.auth.principal import Principal
 from agenthost.billing.ledger import LedgerWriter, SettleDeferred
 from agenthost.billing.pricing import PriceBook, cost
@@ -134,7 +134,7 @@ class Meter:
             return Admission(principal, agent, 0, prompt_tokens)
         needed = self.estimate(agent, prompt_tokens, max_output)
         reservation, others = await self._reservations.hold(
-            principal.user_id, secrets.token_hex(8), needed, self._reservation_seconds
+            principal.user_id, ids.token(8), needed, self._reservation_seconds
         )
         try:
             credits = await self._credits(principal.user_id)

@@ -14,7 +14,7 @@ from agenthost import ids
 from agenthost.errors import AgentHostError
 from agenthost.events import RunFinished
 from agenthost.http import url_guard
-from agenthost.http.deps import PrincipalDep, ServicesDep
+from agenthost.http.deps import authenticated
 from agenthost.http.errors import describe, error_payload, validation_error
 from agenthost.http.openapi import request_body, stream_or_json_responses
 from agenthost.http.responses import json_response, sse_response
@@ -40,9 +40,8 @@ _RESPONSES = stream_or_json_responses(
     openapi_extra=_OPENAPI,
     responses=_RESPONSES,
 )
-async def create_chat_completion(
-    request: Request, principal: PrincipalDep, services: ServicesDep
-) -> Response:
+async def create_chat_completion(request: Request) -> Response:
+    services, principal = await authenticated(request)
     try:
         body = wire.ChatCompletionRequest.model_validate_json(await request.body())
     except ValidationError as exc:

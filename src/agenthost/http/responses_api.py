@@ -20,7 +20,7 @@ from agenthost.errors import InvalidRequest, NotFound
 from agenthost.events import Usage
 from agenthost.http import responses_flow as flow
 from agenthost.http import responses_ws
-from agenthost.http.deps import PrincipalDep, ServicesDep
+from agenthost.http.deps import PrincipalDep, ServicesDep, authenticated
 from agenthost.http.openapi import (
     id_links,
     json_responses,
@@ -66,9 +66,8 @@ async def _owned(services: Services, principal: Principal, response_id: str) -> 
         ),
     ),
 )
-async def create_response(
-    request: Request, principal: PrincipalDep, services: ServicesDep
-) -> Response:
+async def create_response(request: Request) -> Response:
+    services, principal = await authenticated(request)
     try:
         body = wire.CreateResponseRequest.model_validate_json(await request.body())
     except ValidationError as exc:

@@ -25,6 +25,10 @@ class ProviderHealth:
 class Provider(ABC):
     """An upstream model source. Instances are long-lived and shared by all requests."""
 
+    # True when `stream` bounds every wait by `ModelRequest.deadline` itself; otherwise
+    # the runtime puts a timer around each event.
+    bounds_waits = False
+
     def __init__(self, name: str) -> None:
         self.name = name
 

@@ -354,6 +354,8 @@ class OpenAICompatProvider(Provider):
 
     `supports_json_schema()` stays True (the base default): the upstream enforces it."""
 
+    bounds_waits = True
+
     def __init__(self, name: str, config: ProviderSettings) -> None:
         super().__init__(name)
         self._config = config
@@ -398,6 +400,7 @@ class OpenAICompatProvider(Provider):
                 lambda deadline: self._attempt(body, deadline),
                 max_retries=self._config.max_retries,
                 timeout_seconds=self._config.timeout_seconds,
+                deadline=request.deadline,
             )
         ) as events:
             async for event in events:

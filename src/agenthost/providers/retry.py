@@ -14,13 +14,15 @@ Attempt = Callable[[float], AsyncGenerator[ModelEvent, None]]
 
 
 async def stream_with_retries(
-    attempt: Attempt, *, max_retries: int, timeout_seconds: float
+    attempt: Attempt, *, max_retries: int, timeout_seconds: float, deadline: float | None = None
 ) -> AsyncGenerator[ModelEvent, None]:
     """Run `attempt(deadline)`, retrying unavailable/timed-out upstreams with jittered
-    exponential backoff (0.25 s · 2^n) inside one overall deadline. A failure after the
-    first event is raised as is: a partial answer is never replayed."""
+    exponential backoff (0.25 s · 2^n) inside one overall deadline: `timeout_seconds`
+    from now, or the caller's `deadline` if that comes first. A failure after the first
+    event is raised as is: a partial answer is never replayed."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_seconds
+    own = loop.time() + timeout_seconds
+    deadline = own if deadline is None else min(own, deadline)
     tries = 0
     while True:
         emitted = False

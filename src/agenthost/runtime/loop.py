@@ -106,7 +106,9 @@ class _Run:
 
     def next_call(self) -> ModelRequest:
         tools = offered_tools(self.server, self.request, self.tool_choice)
-        return model_request(self.agent, self.request, self.messages, tools, self.tool_choice)
+        call = model_request(self.agent, self.request, self.messages, tools, self.tool_choice)
+        call.deadline = self.deadline
+        return call
 
     def incomplete(self, reason: str) -> RunFinished:
         return RunFinished("incomplete", "length", self.state.usage, reason)
@@ -232,16 +234,22 @@ class AgentRunner:
         server_indexes: set[int] = set()
         # Providers are async generators; the base class only promises an iterator.
         stream = cast(AsyncGenerator[ModelEvent, None], run.provider.stream(call))
+        timed = not run.provider.bounds_waits  # else the provider ends its call in time
         async with aclosing(stream) as upstream:
             while True:
                 try:
-                    async with asyncio.timeout_at(run.deadline):
+                    if timed:
+                        async with asyncio.timeout_at(run.deadline):
+                            event = await anext(upstream)
+                    else:
                         event = await anext(upstream)
                 except StopAsyncIteration:
                     return
-                except TimeoutError as exc:
+                except (TimeoutError, UpstreamTimeout) as exc:
                     if loop.time() >= run.deadline:
                         raise LimitReached("run_deadline") from exc
+                    if isinstance(exc, UpstreamTimeout):
+                        raise
                     raise UpstreamTimeout(f"upstream {run.provider.name} timed out") from exc
                 self._route(run, event, server_indexes, step)
                 visible = _visible(event, server_indexes)
