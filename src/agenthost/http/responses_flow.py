@@ -216,15 +216,16 @@ class Turn:
     async def save_new(self) -> None:
         if not self.store:
             return
-        async with self.services.db.session() as session:
-            await repo.create(
-                session,
-                body=self.stream.response,
-                user_id=self.principal.user_id,
-                agent_id=self.agent.id,
-                api_key_id=self.principal.key_id,
-                input_items=self.decoded.input_items,
-            )
+        db = self.services.db
+        insert = repo.create(
+            db.write_dialect,
+            body=self.stream.response,
+            user_id=self.principal.user_id,
+            agent_id=self.agent.id,
+            api_key_id=self.principal.key_id,
+            input_items=self.decoded.input_items,
+        )
+        await db.write(insert.execute)
         self.stored = True
 
     async def save_final(self) -> None:
@@ -232,8 +233,8 @@ class Turn:
             return
         with anyio.CancelScope(shield=True):
             try:
-                async with self.services.db.session() as session:
-                    await repo.finish(session, self.stream.response)
+                db = self.services.db
+                await db.write(repo.finish(db.write_dialect, self.stream.response).execute)
             except Exception:
                 log.exception("could not store the end of response %s", self.id)
 

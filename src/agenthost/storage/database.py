@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import orjson
 from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -99,6 +99,10 @@ class Database:
     def write_engine(self) -> Engine:
         """The engine `write` commits through (listen here for its commits)."""
         return self._writer if self._writer is not None else self.engine.sync_engine
+
+    @property
+    def write_dialect(self) -> Dialect:
+        return self.write_engine.dialect
 
     async def write(self, work: Callable[[Connection], T]) -> T:
         """Run `work` in one transaction (committed on success, rolled back on error)."""

@@ -27,22 +27,33 @@ class _Compiled:
     processors: tuple[_Processor | None, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class BoundStatement:
+    """A statement with its parameters already encoded for one dialect."""
+
+    sql: str
+    parameters: tuple[Any, ...]
+
+    def execute(self, connection: Connection) -> CursorResult[Any]:
+        return connection.exec_driver_sql(self.sql, self.parameters)
+
+
 class DriverStatement:
     """One statement whose parameters are all `bindparam`s with known types."""
 
     def __init__(self, statement: Executable) -> None:
         self._statement = statement
-        self._compiled: dict[str, _Compiled] = {}
+        self._compiled: dict[Dialect, _Compiled] = {}  # processors belong to one dialect
 
     def _for(self, dialect: Dialect) -> _Compiled:
-        compiled = self._compiled.get(dialect.name)
+        compiled = self._compiled.get(dialect)
         if compiled is None:
             done = self._statement.compile(dialect=dialect)  # type: ignore[attr-defined]
             order = tuple(done.positiontup or ())
             binds = done.binds
             processors = tuple(binds[name].type.bind_processor(dialect) for name in order)
             compiled = _Compiled(done.string, order, processors)
-            self._compiled[dialect.name] = compiled
+            self._compiled[dialect] = compiled
         return compiled
 
     def _row(self, compiled: _Compiled, values: Mapping[str, Any]) -> tuple[Any, ...]:
@@ -54,8 +65,13 @@ class DriverStatement:
         )
 
     def execute(self, connection: Connection, values: Mapping[str, Any]) -> CursorResult[Any]:
-        compiled = self._for(connection.dialect)
-        return connection.exec_driver_sql(compiled.sql, self._row(compiled, values))
+        return self.bind(connection.dialect, values).execute(connection)
+
+    def bind(self, dialect: Dialect, values: Mapping[str, Any]) -> BoundStatement:
+        """Encode the values now (JSON included), e.g. before mutable values change
+        while another thread writes them."""
+        compiled = self._for(dialect)
+        return BoundStatement(compiled.sql, self._row(compiled, values))
 
     def execute_many(self, connection: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
         compiled = self._for(connection.dialect)

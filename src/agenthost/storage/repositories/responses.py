@@ -7,11 +7,13 @@ own: see `context_items`.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import String, Table, bindparam, delete, select
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from agenthost.storage.driver_sql import BoundStatement, DriverStatement
 from agenthost.storage.models import StoredResponse, utcnow
 
 RUNNING = ("queued", "in_progress")
@@ -19,28 +21,49 @@ MAX_CHAIN = 10_000
 REFERENCE_SCAN = 200
 
 
-async def create(
-    session: AsyncSession,
+# Written for every stored response: sent to the driver directly (see driver_sql.py).
+_RESPONSES = cast(Table, StoredResponse.__table__)
+_INSERT = DriverStatement(
+    _RESPONSES.insert().values({c.name: bindparam(c.name) for c in _RESPONSES.columns})
+)
+_FINISH = DriverStatement(
+    _RESPONSES.update()
+    .where(
+        _RESPONSES.c.id == bindparam("response_id", type_=String),
+        _RESPONSES.c.status.in_([bindparam(f"open{i}", type_=String) for i in range(3)]),
+    )
+    .values(
+        status=bindparam("status", type_=String),
+        body=bindparam("body", type_=_RESPONSES.c.body.type),
+        updated_at=bindparam("now", type_=_RESPONSES.c.updated_at.type),
+    )
+)
+
+
+def create(
+    dialect: Dialect,
     *,
     body: dict[str, Any],
     user_id: str,
     agent_id: str,
     api_key_id: str | None,
     input_items: list[dict[str, Any]],
-) -> None:
-    session.add(
-        StoredResponse(
-            id=body["id"],
-            user_id=user_id,
-            agent_id=agent_id,
-            api_key_id=api_key_id,
-            status=body["status"],
-            previous_response_id=body.get("previous_response_id"),
-            input_items=input_items,
-            body=body,
-        )
-    )
-    await session.flush()
+) -> BoundStatement:
+    """The insert of a new response, encoded now: the body keeps changing as it runs."""
+    now = utcnow()
+    row = {
+        "id": body["id"],
+        "user_id": user_id,
+        "agent_id": agent_id,
+        "api_key_id": api_key_id,
+        "status": body["status"],
+        "previous_response_id": body.get("previous_response_id"),
+        "input_items": input_items,
+        "body": body,
+        "created_at": now,
+        "updated_at": now,
+    }
+    return _INSERT.bind(dialect, row)
 
 
 async def get_owned(session: AsyncSession, response_id: str, user_id: str) -> StoredResponse | None:
@@ -48,16 +71,20 @@ async def get_owned(session: AsyncSession, response_id: str, user_id: str) -> St
     return row if row is not None and row.user_id == user_id else None
 
 
-async def finish(session: AsyncSession, body: dict[str, Any]) -> bool:
-    """Write the final body unless the response already ended. A cancelled run may still
-    write its partial output after the cancel marked it."""
-    open_states = RUNNING + (("cancelled",) if body["status"] == "cancelled" else ())
-    result = await session.execute(
-        update(StoredResponse)
-        .where(StoredResponse.id == body["id"], StoredResponse.status.in_(open_states))
-        .values(status=body["status"], body=body, updated_at=utcnow())
-    )
-    return bool(getattr(result, "rowcount", 0))
+def finish(dialect: Dialect, body: dict[str, Any]) -> BoundStatement:
+    """The final body's write, effective unless the response already ended (a cancelled
+    run may still write its partial output after the cancel marked it)."""
+    last_open = "cancelled" if body["status"] == "cancelled" else RUNNING[0]
+    values = {
+        "response_id": body["id"],
+        "open0": RUNNING[0],
+        "open1": RUNNING[1],
+        "open2": last_open,
+        "status": body["status"],
+        "body": body,
+        "now": utcnow(),
+    }
+    return _FINISH.bind(dialect, values)
 
 
 async def set_status(session: AsyncSession, response_id: str, status: str) -> None:
