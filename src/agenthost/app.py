@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from agenthost import __version__, bootstrap, web
 from agenthost.http import chat, errors, models, responses_api, usage
 from agenthost.http.body_limit import BodyLimit
+from agenthost.http.fast_lane import FastLaneApp
 from agenthost.services import Services
 from agenthost.settings import Settings, load_settings
 from agenthost.storage.migrate import upgrade
@@ -38,7 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await services.close()
 
-    app = FastAPI(
+    app = FastLaneApp(
         title="agenthost",
         version=__version__,
         lifespan=lifespan,
@@ -59,4 +60,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"status": "ok"}
 
     app.add_middleware(BodyLimit, max_bytes=settings.limits.max_body_bytes)
+    app.open_fast_lane(
+        {
+            f"{API_PREFIX}/chat/completions": chat.create_chat_completion,
+            f"{API_PREFIX}/responses": responses_api.create_response,
+        },
+        settings.limits.max_body_bytes,
+    )
     return app

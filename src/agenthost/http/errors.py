@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -198,11 +199,30 @@ def _database_error(request: Request, exc: Exception) -> Response:
     return json_error(503, payload, {"Retry-After": "1"})
 
 
+Handler = Callable[[Request, Exception], Response]
+# Exception class → handler; the most specific class of an exception's MRO wins.
+_HANDLERS: dict[type[Exception], Handler] = {
+    errors.AgentHostError: _domain_error,
+    sa_exc.DBAPIError: _database_error,
+    sa_exc.DisconnectionError: _database_error,
+    sa_exc.TimeoutError: _database_error,
+    RequestValidationError: _request_validation,
+    ValidationError: _request_validation,
+    HTTPException: _http_error,
+    Exception: _unexpected,
+}
+
+
 def install(app: FastAPI) -> None:
-    app.add_exception_handler(errors.AgentHostError, _domain_error)
-    for database_error in (sa_exc.DBAPIError, sa_exc.DisconnectionError, sa_exc.TimeoutError):
-        app.add_exception_handler(database_error, _database_error)
-    app.add_exception_handler(RequestValidationError, _request_validation)
-    app.add_exception_handler(ValidationError, _request_validation)
-    app.add_exception_handler(HTTPException, _http_error)
-    app.add_exception_handler(Exception, _unexpected)
+    for exc_class, handler in _HANDLERS.items():
+        app.add_exception_handler(exc_class, handler)
+
+
+def error_response(request: Request, exc: Exception) -> Response:
+    """The response `install`'s handlers give for `exc` (for the fast lane, which
+    runs outside FastAPI's exception middleware)."""
+    for cls in type(exc).__mro__:
+        handler = _HANDLERS.get(cls)
+        if handler is not None:
+            return handler(request, exc)
+    return _unexpected(request, exc)
