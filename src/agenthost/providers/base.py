@@ -36,6 +36,13 @@ class Provider(ABC):
     def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
         """Call the model; cancelling the iteration cancels the upstream call."""
 
+    async def stream_batches(self, request: ModelRequest) -> AsyncIterator[list[ModelEvent]]:
+        """`stream` as lists of the events that arrived together (never empty), which the
+        runtime consumes: one step per batch instead of per event. By default each event
+        is its own batch; a provider that reads many at once overrides this."""
+        async for event in self.stream(request):
+            yield [event]
+
     def supports_json_schema(self) -> bool:
         """Whether `response_format` json_schema is enforced by the upstream itself."""
         return True

@@ -394,19 +394,24 @@ class OpenAICompatProvider(Provider):
         return self._session
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
-        body = orjson.dumps(build_body(request))
-        async with aclosing(
-            stream_with_retries(
-                lambda deadline: self._attempt(body, deadline),
-                max_retries=self._config.max_retries,
-                timeout_seconds=self._config.timeout_seconds,
-                deadline=request.deadline,
-            )
-        ) as events:
-            async for event in events:
-                yield event
+        async with aclosing(self.stream_batches(request)) as batches:
+            async for batch in batches:
+                for event in batch:
+                    yield event
 
-    async def _attempt(self, body: bytes, deadline: float) -> AsyncGenerator[ModelEvent, None]:
+    def stream_batches(self, request: ModelRequest) -> AsyncGenerator[list[ModelEvent], None]:
+        """The events of each read from the upstream as one batch."""
+        body = orjson.dumps(build_body(request))
+        return stream_with_retries(
+            lambda deadline: self._attempt(body, deadline),
+            max_retries=self._config.max_retries,
+            timeout_seconds=self._config.timeout_seconds,
+            deadline=request.deadline,
+        )
+
+    async def _attempt(
+        self, body: bytes, deadline: float
+    ) -> AsyncGenerator[list[ModelEvent], None]:
         state = _StreamState()
         out: list[ModelEvent] = []
         emitted = False
@@ -421,9 +426,8 @@ class OpenAICompatProvider(Provider):
                 failure = state.feed_lines(lines, out)
                 if out:
                     emitted = True
-                    for event in out:
-                        yield event
-                    out.clear()
+                    yield out
+                    out = []
                 if failure is not None:
                     raise failure  # after the text that came before it in the same read
                 if chunk is None:
@@ -436,8 +440,7 @@ class OpenAICompatProvider(Provider):
                     f"upstream {self.name} stream ended early (no finish, no [DONE])"
                 )
             state.end(out)
-            for event in out:
-                yield event
+            yield out
             await self._drain(response, deadline)
 
     async def _open(

@@ -6,16 +6,20 @@ import asyncio
 import random
 from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
+from typing import TypeVar
 
 from agenthost.errors import UpstreamTimeout, UpstreamUnavailable
-from agenthost.events import ModelEvent
 
-Attempt = Callable[[float], AsyncGenerator[ModelEvent, None]]
+T = TypeVar("T")  # what an attempt yields: model events, or batches of them
 
 
 async def stream_with_retries(
-    attempt: Attempt, *, max_retries: int, timeout_seconds: float, deadline: float | None = None
-) -> AsyncGenerator[ModelEvent, None]:
+    attempt: Callable[[float], AsyncGenerator[T, None]],
+    *,
+    max_retries: int,
+    timeout_seconds: float,
+    deadline: float | None = None,
+) -> AsyncGenerator[T, None]:
     """Run `attempt(deadline)`, retrying unavailable/timed-out upstreams with jittered
     exponential backoff (0.25 s · 2^n) inside one overall deadline: `timeout_seconds`
     from now, or the caller's `deadline` if that comes first. A failure after the first

@@ -233,16 +233,16 @@ class AgentRunner:
         run.state.pending_output_chars = 0
         server_indexes: set[int] = set()
         # Providers are async generators; the base class only promises an iterator.
-        stream = cast(AsyncGenerator[ModelEvent, None], run.provider.stream(call))
+        batches = cast(AsyncGenerator[list[ModelEvent], None], run.provider.stream_batches(call))
         timed = not run.provider.bounds_waits  # else the provider ends its call in time
-        async with aclosing(stream) as upstream:
+        async with aclosing(batches) as upstream:
             while True:
                 try:
                     if timed:
                         async with asyncio.timeout_at(run.deadline):
-                            event = await anext(upstream)
+                            batch = await anext(upstream)
                     else:
-                        event = await anext(upstream)
+                        batch = await anext(upstream)
                 except StopAsyncIteration:
                     return
                 except (TimeoutError, UpstreamTimeout) as exc:
@@ -251,10 +251,11 @@ class AgentRunner:
                     if isinstance(exc, UpstreamTimeout):
                         raise
                     raise UpstreamTimeout(f"upstream {run.provider.name} timed out") from exc
-                self._route(run, event, server_indexes, step)
-                visible = _visible(event, server_indexes)
-                if visible is not None:
-                    yield visible
+                for event in batch:
+                    self._route(run, event, server_indexes, step)
+                    visible = _visible(event, server_indexes)
+                    if visible is not None:
+                        yield visible
 
     def _route(self, run: _Run, event: ModelEvent, server_indexes: set[int], step: Step) -> None:
         """Record one model event in the step (text, calls, usage, finish)."""
