@@ -20,6 +20,7 @@ is seen, and auto-refill is applied when due, both on that same read.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass, replace
@@ -111,6 +112,7 @@ class Meter:
         self._ledger = LedgerWriter(db)
         self._cache_balances = isinstance(reservations, MemoryReservations)
         self._balances: dict[str, tuple[float, int]] = {}
+        self._loading: dict[str, asyncio.Future[int]] = {}
 
     @property
     def enabled(self) -> bool:
@@ -152,11 +154,19 @@ class Meter:
         return Admission(principal, agent, needed, prompt_tokens, reservation)
 
     async def _credits(self, user_id: str) -> int:
-        if self._cache_balances:
-            hit = self._balances.get(user_id)
-            if hit is not None and time.monotonic() - hit[0] < BALANCE_CACHE_SECONDS:
-                return hit[1]
-        credits = await open_balance(self._db, user_id, self._settings)
+        if not self._cache_balances:
+            return await open_balance(self._db, user_id, self._settings)
+        hit = self._balances.get(user_id)
+        if hit is not None and time.monotonic() - hit[0] < BALANCE_CACHE_SECONDS:
+            return hit[1]
+        # One read per user at a time: when the cached value expires under load, the
+        # concurrent admissions share it instead of each taking a database connection.
+        loading = self._loading.get(user_id)
+        if loading is None:
+            loading = asyncio.ensure_future(open_balance(self._db, user_id, self._settings))
+            self._loading[user_id] = loading
+            loading.add_done_callback(lambda _: self._loading.pop(user_id, None))
+        credits = await asyncio.shield(loading)
         self._remember(user_id, credits)
         return credits
 

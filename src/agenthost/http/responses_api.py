@@ -83,7 +83,8 @@ async def create_response(request: Request) -> Response:
 
 
 async def _complete(turn: flow.Turn) -> dict[str, Any]:
-    await flow.begin(turn)
+    # The client learns the id only with the answer: one write, at the end.
+    await flow.begin(turn, store_at_end=True)
     return await flow.final_response(turn)
 
 

@@ -196,6 +196,7 @@ class Turn:
     stream: ResponseStream
     execution: Execution
     stored: bool = False
+    insert_at_end: bool = False
     cancelled: bool = False
     error: BaseException | None = None
     _last_poll: float = 0.0
@@ -213,9 +214,18 @@ class Turn:
         output = [i for i in self.stream.response["output"] if i.get("type") != VENDOR_TOOL_ITEM]
         return self.decoded.history + self.decoded.input_items + output
 
-    async def save_new(self) -> None:
+    async def save_new(self, *, until_final: bool = False) -> None:
+        """Store the response as it starts. With `until_final` (nobody can know its id
+        before it ends: a plain JSON request) the row is written once, at the end."""
         if not self.store:
             return
+        if until_final:
+            self.insert_at_end = True
+            return
+        await self._insert()
+        self.stored = True
+
+    async def _insert(self) -> None:
         db = self.services.db
         insert = repo.create(
             db.write_dialect,
@@ -226,13 +236,17 @@ class Turn:
             input_items=self.decoded.input_items,
         )
         await db.write(insert.execute)
-        self.stored = True
 
     async def save_final(self) -> None:
-        if not self.stored:
+        if not (self.stored or self.insert_at_end):
             return
         with anyio.CancelScope(shield=True):
             try:
+                if self.insert_at_end:
+                    self.insert_at_end = False
+                    await self._insert()
+                    self.stored = True
+                    return
                 db = self.services.db
                 await db.write(repo.finish(db.write_dialect, self.stream.response).execute)
             except Exception:
@@ -308,11 +322,12 @@ async def prepare(
     return Turn(services, principal, body, agent, decoded, stream, execution)
 
 
-async def begin(turn: Turn) -> None:
-    """Start the run (errors before the first token are raised) and store the response."""
+async def begin(turn: Turn, *, store_at_end: bool = False) -> None:
+    """Start the run (errors before the first token are raised) and store the response
+    (or, with `store_at_end`, only once it ends: see `Turn.save_new`)."""
     await turn.execution.start()
     try:
-        await turn.save_new()
+        await turn.save_new(until_final=store_at_end)
     except BaseException:
         await turn.execution.close()
         raise
