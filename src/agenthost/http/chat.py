@@ -73,16 +73,21 @@ async def _complete(execution: Execution, model: str) -> dict[str, object]:
 
 async def _frames(execution: Execution, encoder: ChunkEncoder) -> AsyncIterator[bytes]:
     yield sse.data_frame(encoder.first())
+    state = execution.state
+    held: list[bytes] = []  # frames of events that arrived together: one write
     try:
         async with aclosing(execution.events()) as events:
             async for event in events:
-                for chunk in encoder.encode(event):
-                    yield sse.data_frame(chunk)
+                held.extend(sse.data_frame(chunk) for chunk in encoder.encode(event))
+                if held and not state.ready_events:
+                    yield b"".join(held)
+                    held.clear()
+        if held:
+            yield b"".join(held)
     except AgentHostError as exc:
-        yield sse.data_frame(describe(exc)[1])
+        yield b"".join([*held, sse.data_frame(describe(exc)[1])])
     except Exception:
         log.exception("chat stream failed")
-        yield sse.data_frame(
-            error_payload("Internal server error.", "server_error", "internal_error")
-        )
+        error = error_payload("Internal server error.", "server_error", "internal_error")
+        yield b"".join([*held, sse.data_frame(error)])
     yield sse.DONE

@@ -89,10 +89,16 @@ async def _complete(turn: flow.Turn) -> dict[str, Any]:
 
 
 async def _frames(turn: flow.Turn) -> AsyncIterator[bytes]:
+    state = turn.execution.state
+    held: list[bytes] = []  # frames of events that arrived together: one write
     async with aclosing(turn.events()) as events:
         async for event in events:
-            yield sse.event_frame(event["type"], event)
-    yield sse.DONE
+            held.append(sse.event_frame(event["type"], event))
+            if not state.ready_events:
+                yield b"".join(held)
+                held.clear()
+    held.append(sse.DONE)
+    yield b"".join(held)
 
 
 async def _background(

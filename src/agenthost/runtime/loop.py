@@ -69,6 +69,10 @@ class RunState:
     steps: list[StepFinished] = field(default_factory=list)
     pending_output_chars: int = 0  # text of the current model call, before its usage arrives
     model: str = ""
+    # Events of the current upstream read still to be yielded, all already in memory: a
+    # consumer may hold its output until this is 0 and write it at once (fewer writes
+    # under load). Never counts an event that waits on I/O.
+    ready_events: int = 0
 
     @property
     def usage(self) -> Usage:
@@ -251,11 +255,28 @@ class AgentRunner:
                     if isinstance(exc, UpstreamTimeout):
                         raise
                     raise UpstreamTimeout(f"upstream {run.provider.name} timed out") from exc
-                for event in batch:
-                    self._route(run, event, server_indexes, step)
-                    visible = _visible(event, server_indexes)
-                    if visible is not None:
-                        yield visible
+                visible, stop = self._route_batch(run, batch, server_indexes, step)
+                for index, event in enumerate(visible):
+                    run.state.ready_events = len(visible) - index - 1
+                    yield event
+                if stop is not None:
+                    raise stop
+
+    def _route_batch(
+        self, run: _Run, batch: list[ModelEvent], server_indexes: set[int], step: Step
+    ) -> tuple[list[RunEvent], LimitReached | None]:
+        """Record a batch; its visible events, and the limit that stopped it, if any
+        (the events before the limit are still delivered)."""
+        visible: list[RunEvent] = []
+        for event in batch:
+            try:
+                self._route(run, event, server_indexes, step)
+            except LimitReached as limit:
+                return visible, limit
+            shown = _visible(event, server_indexes)
+            if shown is not None:
+                visible.append(shown)
+        return visible, None
 
     def _route(self, run: _Run, event: ModelEvent, server_indexes: set[int], step: Step) -> None:
         """Record one model event in the step (text, calls, usage, finish)."""
