@@ -10,7 +10,13 @@ from typing import Any
 import pytest
 from sqlalchemy import event, text
 
+from agenthost.auth.principal import Principal
 from agenthost.billing.ledger import LedgerWriter, SettleDeferred
+from agenthost.billing.meter import Meter
+from agenthost.billing.pricing import PriceBook
+from agenthost.billing.reservations import MemoryReservations
+from agenthost.conversation import AgentSpec
+from agenthost.settings import BalanceSettings
 from agenthost.storage.database import Database
 from agenthost.storage.migrate import upgrade
 from agenthost.storage.models import utcnow
@@ -104,3 +110,20 @@ async def test_a_settle_during_an_outage_is_deferred_then_written(db: Database) 
     async with db.session() as session:
         assert await balances.get_credits(session, user_id) == 970
     await writer.aclose()
+
+
+async def test_concurrent_admissions_of_one_user_share_one_balance_read(db: Database) -> None:
+    user_id = await new_user(db, "herd@example.com", 10_000_000)
+    reads = [0]
+
+    def on_execute(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "balances" in statement:
+            reads[0] += 1
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", on_execute)
+    meter = Meter(db, BalanceSettings(), PriceBook({}), MemoryReservations(), 60)
+    principal = Principal(user_id, "herd@example.com", "user")
+    agent = AgentSpec(id="agent_h", name="h", owner_id=user_id, provider="p", model="m")
+    admissions = await asyncio.gather(*(meter.admit(principal, agent, 10, 10) for _ in range(20)))
+    assert len(admissions) == 20 and all(a.reservation is not None for a in admissions)
+    assert reads[0] == 1
