@@ -7,10 +7,13 @@ import socket
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, cast
 
+import aiohttp
 import httpx
 import pytest
+from aiohttp.base_protocol import BaseProtocol
 
 from agenthost.conversation import (
     AudioPart,
@@ -493,3 +496,21 @@ async def test_json_schema_support_and_bad_base_url(fake: Fake) -> None:
     assert fake.provider().supports_json_schema()
     with pytest.raises(ConfigError, match="providers.bad.base_url"):
         OpenAICompatProvider("bad", ProviderSettings(type="openai", base_url="ftp://x"))
+
+
+async def test_bytes_buffered_before_a_break_are_still_read() -> None:
+    """aiohttp raises a broken connection's error ahead of the bytes that arrived before
+    it; the provider takes those first (under load the break is often already known
+    when the last tokens are read), then reports the end."""
+    loop = asyncio.get_running_loop()
+    reader = aiohttp.StreamReader(BaseProtocol(loop), 2**16, loop=loop)
+    reader.feed_data(b'data: {"choices":[{"index":0,"delta":{"content":"kept"}}]}\n\n')
+    reader.set_exception(aiohttp.ClientPayloadError("connection lost mid-body"))
+    response = cast(aiohttp.ClientResponse, SimpleNamespace(content=reader))
+    provider = OpenAICompatProvider("cut", ProviderSettings(type="openai", base_url="http://x/v1"))
+    deadline = loop.time() + 30
+
+    assert await provider._next_chunk(response, deadline) == (
+        b'data: {"choices":[{"index":0,"delta":{"content":"kept"}}]}\n\n'
+    )
+    assert await provider._next_chunk(response, deadline) is None

@@ -349,6 +349,20 @@ def _error_detail(error: Any) -> str:
 # --- the provider ---------------------------------------------------------------------
 
 
+def _arrived_before_break(reader: aiohttp.StreamReader) -> bytes:
+    """The bytes still buffered in a reader whose connection broke. aiohttp raises the
+    break before handing them over (even from `read_nowait`), so they are taken from
+    its buffer directly: a cut stream keeps every token the upstream delivered."""
+    take = getattr(reader, "_read_nowait", None)
+    if take is None:
+        return b""
+    try:
+        data = take(-1)
+    except Exception:
+        return b""
+    return data if isinstance(data, bytes) else b""
+
+
 class OpenAICompatProvider(Provider):
     """An OpenAI-compatible upstream behind one pooled HTTP/1.1 keep-alive session.
 
@@ -480,7 +494,9 @@ class OpenAICompatProvider(Provider):
         except TimeoutError as exc:
             raise UpstreamTimeout(f"upstream {self.name} stopped sending in time") from exc
         except aiohttp.ClientError:
-            return None  # judged by the caller: a stream that lacks its end
+            # A broken connection: hand over what arrived before the break, then end
+            # (judged by the caller: a stream that lacks its end).
+            return _arrived_before_break(response.content) or None
         return chunk or None
 
     async def _drain(self, response: aiohttp.ClientResponse, deadline: float) -> None:
