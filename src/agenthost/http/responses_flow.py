@@ -176,10 +176,10 @@ async def decode_input(
 ) -> decode.Decoded:
     history = await load_history(services, principal, body.previous_response_id, local)
     found = await references(services, principal, decode.parse_input(body.input), history)
-    opener = sealer(services)
 
     def open_compaction(token: str, param: str) -> list[Item]:
-        return opener.open(token, principal.user_id, param)
+        # Made only when an input holds a compaction: deriving its key costs a KDF run.
+        return sealer(services).open(token, principal.user_id, param)
 
     return decode.decode(body, history, found, open_compaction)
 
