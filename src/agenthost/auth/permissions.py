@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import partial
 
 from agenthost.auth.principal import Principal
 from agenthost.conversation import AgentSpec
 from agenthost.errors import NotFound, PermissionDenied
 from agenthost.settings import RemoteAgentPermissions
+from agenthost.single_flight import SingleFlight
 from agenthost.storage.database import Database
 from agenthost.storage.models import Agent
 from agenthost.storage.repositories import agents as agent_repo
@@ -74,6 +76,9 @@ class AgentAccess:
         self._cache: dict[tuple[str, str, str], tuple[float, AgentSpec | None]] = {}
         self._overrides: dict[str, RolePermissions] = {}
         self._overrides_at = float("-inf")
+        # Concurrent misses of one entry share one database read.
+        self._override_loads: SingleFlight[str, None] = SingleFlight()
+        self._agent_loads: SingleFlight[tuple[str, str, str], AgentSpec | None] = SingleFlight()
 
     def role_permissions(self, role: str) -> RolePermissions:
         """Effective permissions: admins have all; else an admin override or the config."""
@@ -84,6 +89,9 @@ class AgentAccess:
     async def refresh_overrides(self, force: bool = False) -> None:
         if not force and time.monotonic() - self._overrides_at < OVERRIDES_TTL:
             return
+        await self._override_loads.run("overrides", self._load_overrides)
+
+    async def _load_overrides(self) -> None:
         async with self._db.session() as session:
             rows = await role_repo.list_all(session)
         self._overrides = {
@@ -108,15 +116,19 @@ class AgentAccess:
         if cached is not None and time.monotonic() - cached[0] < AGENT_CACHE_TTL:
             spec = cached[1]
         else:
-            async with self._db.session() as session:
-                row = await agent_repo.get_callable(
-                    session, agent_id, principal.user_id, principal.role
-                )
-            spec = agent_spec(row) if row is not None else None
+            load = partial(self._load_agent, principal, agent_id)
+            spec = await self._agent_loads.run(cache_key, load)
             self._cache[cache_key] = (time.monotonic(), spec)
         if spec is None:
             raise model_not_found(agent_id)
         return spec
+
+    async def _load_agent(self, principal: Principal, agent_id: str) -> AgentSpec | None:
+        async with self._db.session() as session:
+            row = await agent_repo.get_callable(
+                session, agent_id, principal.user_id, principal.role
+            )
+        return agent_spec(row) if row is not None else None
 
     async def list_callable(self, principal: Principal) -> list[AgentSpec]:
         await self.refresh_overrides()

@@ -20,7 +20,6 @@ is seen, and auto-refill is applied when due, both on that same read.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from dataclasses import dataclass, replace
@@ -36,6 +35,7 @@ from agenthost.conversation import AgentSpec
 from agenthost.errors import InsufficientBalance
 from agenthost.events import StepFinished, Usage
 from agenthost.settings import BalanceSettings, parse_duration
+from agenthost.single_flight import SingleFlight
 from agenthost.storage.database import Database
 from agenthost.storage.models import utcnow
 from agenthost.storage.repositories import balances
@@ -112,7 +112,7 @@ class Meter:
         self._ledger = LedgerWriter(db)
         self._cache_balances = isinstance(reservations, MemoryReservations)
         self._balances: dict[str, tuple[float, int]] = {}
-        self._loading: dict[str, asyncio.Future[int]] = {}
+        self._reads: SingleFlight[str, int] = SingleFlight()
 
     @property
     def enabled(self) -> bool:
@@ -161,12 +161,9 @@ class Meter:
             return hit[1]
         # One read per user at a time: when the cached value expires under load, the
         # concurrent admissions share it instead of each taking a database connection.
-        loading = self._loading.get(user_id)
-        if loading is None:
-            loading = asyncio.ensure_future(open_balance(self._db, user_id, self._settings))
-            self._loading[user_id] = loading
-            loading.add_done_callback(lambda _: self._loading.pop(user_id, None))
-        credits = await asyncio.shield(loading)
+        credits = await self._reads.run(
+            user_id, lambda: open_balance(self._db, user_id, self._settings)
+        )
         self._remember(user_id, credits)
         return credits
 
