@@ -31,7 +31,7 @@ def bearer_token(request: Request) -> str | None:
 async def authenticated(request: Request) -> tuple[Services, Principal]:
     """The services and the caller, without FastAPI's dependency machinery (which costs
     more than the rest of a proxied request's routing); for the two hot routes."""
-    services: Services = request.app.state.services
+    services = await get_services(request)
     return services, await get_principal(request, services)
 
 

@@ -214,13 +214,8 @@ class Turn:
         output = [i for i in self.stream.response["output"] if i.get("type") != VENDOR_TOOL_ITEM]
         return self.decoded.history + self.decoded.input_items + output
 
-    async def save_new(self, *, until_final: bool = False) -> None:
-        """Store the response as it starts. With `until_final` (nobody can know its id
-        before it ends: a plain JSON request) the row is written once, at the end."""
+    async def save_new(self) -> None:
         if not self.store:
-            return
-        if until_final:
-            self.insert_at_end = True
             return
         await self._insert()
         self.stored = True
@@ -323,11 +318,15 @@ async def prepare(
 
 
 async def begin(turn: Turn, *, store_at_end: bool = False) -> None:
-    """Start the run (errors before the first token are raised) and store the response
-    (or, with `store_at_end`, only once it ends: see `Turn.save_new`)."""
+    """Start the run (errors before the first token are raised) and store the response,
+    or with `store_at_end` (nobody can know its id before it ends: a plain JSON
+    request) only once it ends, in one write."""
     await turn.execution.start()
+    if store_at_end:
+        turn.insert_at_end = turn.store  # save_final writes the row, once
+        return
     try:
-        await turn.save_new(until_final=store_at_end)
+        await turn.save_new()
     except BaseException:
         await turn.execution.close()
         raise

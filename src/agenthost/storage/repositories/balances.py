@@ -8,10 +8,21 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import BigInteger, Connection, String, Table, bindparam, or_, select, update
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    String,
+    Table,
+    bindparam,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
 from agenthost.storage.driver_sql import DriverStatement
 from agenthost.storage.models import Balance, Transaction, utcnow
@@ -71,12 +82,19 @@ _CHANGE_BALANCE = DriverStatement(
 )
 
 
-# What a row may leave out: the model's column defaults (`created_at` is now).
+def _scalar_default(column: Column[Any]) -> Any:
+    default = column.default
+    return default.arg if isinstance(default, ScalarElementColumnDefault) else None
+
+
+# What a row may leave out: the columns with a fixed default in the model, or nullable
+# (`created_at`, whose default is a function, is set to the time of the insert).
 _ROW_DEFAULTS: dict[str, Any] = {
-    "api_key_id": None, "agent_id": None, "request_id": None, "model": None,
-    "input_tokens": 0, "cache_write_tokens": 0, "cache_read_tokens": 0, "output_tokens": 0,
-    "reasoning_tokens": 0, "rates": None, "note": None,
-}  # fmt: skip
+    c.name: _scalar_default(c)
+    for c in _TRANSACTIONS.columns
+    if c.name in _LEDGER_COLUMNS
+    and (c.nullable or isinstance(c.default, ScalarElementColumnDefault))
+}
 
 
 def insert_transactions(connection: Connection, rows: list[dict[str, Any]]) -> None:
