@@ -514,3 +514,36 @@ async def test_bytes_buffered_before_a_break_are_still_read() -> None:
         b'data: {"choices":[{"index":0,"delta":{"content":"kept"}}]}\n\n'
     )
     assert await provider._next_chunk(response, deadline) is None
+
+
+# --- proxies from the environment -------------------------------------------------------
+
+
+async def test_http_proxy_from_the_environment_carries_the_request(
+    fake: Fake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The fake answers absolute-form requests too, so it stands in for the proxy here.
+    proxy = fake.base.replace("http://", "http://proxyuser:proxypass@")
+    monkeypatch.setenv("HTTP_PROXY", proxy)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    provider = fake.provider(base_url="http://upstream.invalid/v1")
+
+    events = await collect(provider, ask("!text via the proxy"))
+
+    assert text_of(events) == "via the proxy"
+    received = (await fake.requests())[-1]
+    assert received["headers"]["host"] == "upstream.invalid"
+    assert received["headers"]["proxy-authorization"] == "Basic cHJveHl1c2VyOnByb3h5cGFzcw=="
+
+
+async def test_no_proxy_hosts_are_reached_directly(
+    fake: Fake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{closed_port()}")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+
+    events, received = await fake.send(ask("!text direct"))
+
+    assert text_of(events) == "direct"
+    assert "proxy-authorization" not in received["headers"]
