@@ -4,7 +4,8 @@
 
 reads one JSON command per stdin line and answers one JSON line on stdout:
 
-    {"op": "run", "target": {...}, "concurrency": C, "duration": S}   closed loop for S seconds
+    {"op": "run", "target": {...}, "concurrency": C, "duration": S, "ramp": R}
+                                                  closed loop, measured for S seconds after R
     {"op": "hold", "target": {...}, "count": N, "timeout": S}          open N streams, keep them
     {"op": "release"}                                                   close the held streams
     {"op": "quit"}
@@ -13,6 +14,12 @@ A target is {"host", "port", "path", "headers", "body", "stream", "token", "usag
 `token` is the byte pattern one streamed token frame contains, `usage_key` the JSON key
 holding the output token count of a non-streaming answer. Each of the C connections sends
 its next request as soon as the previous answer is complete.
+
+The C connections start evenly spread over the ramp R (the length of one answer): with
+equal answer times, connections that all start at once stay in step and the server sees
+a burst of C simultaneous requests once per answer time instead of a steady load. Rates
+count the tokens and answers that arrive inside the measured window; latencies are those
+of the requests sent inside it.
 """
 
 from __future__ import annotations
@@ -63,6 +70,18 @@ class Outcome:
     latency: float
     ttft: float | None
     tokens: int
+    sent: float = 0.0  # perf_counter() when it was sent
+
+
+@dataclass(slots=True)
+class Tally:
+    """Tokens and complete answers as they arrive, for rates over a time window."""
+
+    tokens: int = 0
+    answers: int = 0
+
+    def snapshot(self) -> tuple[int, int]:
+        return self.tokens, self.answers
 
 
 @dataclass(slots=True)
@@ -78,8 +97,9 @@ class _Pending:
 class Connection(asyncio.Protocol):
     """One keep-alive connection sending one request at a time."""
 
-    def __init__(self, target: Target) -> None:
+    def __init__(self, target: Target, tally: Tally | None = None) -> None:
         self.target = target
+        self.tally = tally or Tally()
         self.parser = httptools.HttpResponseParser(self)
         self.transport: asyncio.Transport | None = None
         self.pending: _Pending | None = None
@@ -128,6 +148,7 @@ class Connection(asyncio.Protocol):
         found = window.count(pattern)
         if found:
             pending.tokens += found
+            self.tally.tokens += found
             if pending.first is None:
                 pending.first = time.perf_counter()
                 self.first_token.set()
@@ -140,6 +161,7 @@ class Connection(asyncio.Protocol):
         if pending is not None and not self.target.stream:
             match = self.target.usage.search(b"".join(pending.parts))
             pending.tokens = int(match.group(1)) if match else 0
+            self.tally.tokens += pending.tokens
             pending.first = time.perf_counter()
         self._finish(ok=True)
 
@@ -151,44 +173,67 @@ class Connection(asyncio.Protocol):
         now = time.perf_counter()
         good = ok and not pending.failed
         ttft = pending.first - pending.sent if pending.first is not None else None
-        done.set_result(Outcome(good, now - pending.sent, ttft, pending.tokens))
+        if good:
+            self.tally.answers += 1
+        done.set_result(Outcome(good, now - pending.sent, ttft, pending.tokens, pending.sent))
 
 
-async def connect(target: Target) -> Connection:
+async def connect(target: Target, tally: Tally | None = None) -> Connection:
     loop = asyncio.get_running_loop()
-    _, protocol = await loop.create_connection(lambda: Connection(target), target.host, target.port)
+    _, protocol = await loop.create_connection(
+        lambda: Connection(target, tally), target.host, target.port
+    )
     return protocol
 
 
-async def _open_many(target: Target, count: int) -> list[Connection]:
+async def _open_many(target: Target, count: int, tally: Tally | None = None) -> list[Connection]:
     connections: list[Connection] = []
     for start in range(0, count, 64):  # in batches: a burst of SYNs overflows small backlogs
         size = min(64, count - start)
-        connections += await asyncio.gather(*(connect(target) for _ in range(size)))
+        connections += await asyncio.gather(*(connect(target, tally) for _ in range(size)))
     return connections
 
 
-async def run_load(target: Target, concurrency: int, duration: float) -> dict[str, Any]:
-    connections = await _open_many(target, concurrency)
+async def run_load(
+    target: Target, concurrency: int, duration: float, ramp: float = 0.0
+) -> dict[str, Any]:
+    """Closed-loop load; the window measured is [ramp, ramp + duration) from the start."""
+    tally = Tally()
+    connections = await _open_many(target, concurrency, tally)
     outcomes: list[Outcome] = []
     started = time.perf_counter()
-    stop_at = started + duration
+    window_start, window_end = started + ramp, started + ramp + duration
+    loop = asyncio.get_running_loop()
+    marks: list[tuple[int, int]] = []
+    for mark in (window_start, window_end):
+        loop.call_later(mark - started, lambda: marks.append(tally.snapshot()))
 
-    async def worker(conn: Connection) -> None:
-        while time.perf_counter() < stop_at:
+    async def worker(conn: Connection, offset: float) -> None:
+        await asyncio.sleep(offset)
+        while time.perf_counter() < window_end:
             if conn.transport is None:
                 try:
-                    conn = await connect(target)
+                    conn = await connect(target, tally)
                 except OSError:
-                    outcomes.append(Outcome(False, 0.0, None, 0))
+                    outcomes.append(Outcome(False, 0.0, None, 0, time.perf_counter()))
                     await asyncio.sleep(0.01)
                     continue
             outcomes.append(await conn.send())
         conn.close()
 
-    await asyncio.gather(*(worker(c) for c in connections))
-    elapsed = time.perf_counter() - started
-    return summarize(outcomes, elapsed)
+    spread = ramp / concurrency
+    await asyncio.gather(*(worker(c, i * spread) for i, c in enumerate(connections)))
+    while len(marks) < 2:  # the end mark's timer and the last worker can finish together
+        marks.append(tally.snapshot())
+    (tokens_before, answers_before), (tokens_after, answers_after) = marks
+    in_window = [o for o in outcomes if window_start <= o.sent < window_end]
+    return summarize(
+        in_window,
+        errors=sum(1 for o in outcomes if not o.ok),
+        tokens=tokens_after - tokens_before,
+        answers=answers_after - answers_before,
+        seconds=duration,
+    ) | {"ramp_s": ramp, "answers_total": sum(1 for o in outcomes if o.ok)}
 
 
 class Holder:
@@ -230,7 +275,9 @@ async def _serve_commands() -> None:
             break
         if op == "run":
             target = Target.from_json(command["target"])
-            reply = await run_load(target, command["concurrency"], command["duration"])
+            reply = await run_load(
+                target, command["concurrency"], command["duration"], command.get("ramp", 0.0)
+            )
         elif op == "hold":
             target = Target.from_json(command["target"])
             reply = await holder.hold(target, command["count"], command["timeout"])

@@ -23,6 +23,11 @@ class Timing:
     def directive(self) -> str:
         return f"!bench ttft={self.ttft_ms:g} itl={self.itl_ms:g} tokens={self.tokens}"
 
+    @property
+    def answer_seconds(self) -> float:
+        """How long the upstream takes over one whole answer."""
+        return (self.ttft_ms + self.itl_ms * max(self.tokens - 1, 0)) / 1000
+
 
 INSTANT = Timing(0, 0, 16)
 PACED = Timing(200, 5, 200)
@@ -100,19 +105,23 @@ def measure(
     concurrency: int,
     duration: float,
 ) -> dict[str, Any]:
-    """One cell: closed-loop load, then CPU seconds per 1,000 requests and peak RSS."""
+    """One cell: closed-loop load, then CPU seconds per 1,000 requests and peak RSS.
+
+    The connections start spread over one answer's time (the ramp); the figures are of
+    the `duration` seconds after it."""
     command = {
         "op": "run",
         "target": endpoint.target(interface, timing, stream),
         "concurrency": concurrency,
         "duration": duration,
+        "ramp": timing.answer_seconds,
     }
     cpu_before = endpoint.monitor.cpu_seconds()
     endpoint.monitor.start_sampling()
     result = load.call(command)
     peak = endpoint.monitor.stop_sampling()
     cpu = endpoint.monitor.cpu_seconds() - cpu_before
-    requests = result["requests"]
+    requests = result["answers_total"]  # the CPU covers the ramp and the last answers too
     return {
         "target": endpoint.label,
         "interface": interface.name,

@@ -84,6 +84,13 @@ class ProviderSettings(_Section):
     first_token_timeout_seconds: float = Field(120.0, gt=0)
     max_retries: int = Field(2, ge=0, le=10, description="retries before the first token only")
     headers: dict[str, str] = Field(default_factory=dict)
+    stream_interval_ms: float = Field(
+        20.0,
+        ge=0,
+        le=1000,
+        description="openai: a stream faster than this is read (and relayed) in batches "
+        "at most this often; 0 reads every token at once",
+    )
     model_path: str | None = Field(None, description="local: a GGUF file (default: embedded)")
     context_tokens: int = Field(4096, ge=256, description="local: context window")
     threads: int | None = Field(

@@ -35,7 +35,7 @@ def test_bench_command_measures_agenthost_and_direct(tmp_path: Path) -> None:
             assert {(target, stream, 1), (target, stream, 4)} <= cells
     for row in rows:
         assert row["requests"] > 0 and row["errors"] == 0, row
-        assert row["tokens"] == row["requests"] * 16, row  # the upstream's 16-token answer
+        assert row["tokens_per_answer"] == [16, 16], row  # the upstream's 16-token answer
         assert row["cpu_s_per_1k"] is not None and row["peak_rss_mb"] > 0
     paired = result["paired"]
     assert all(line["added_p50_ms"] is not None for line in paired)

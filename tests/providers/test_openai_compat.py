@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import socket
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
@@ -535,6 +536,7 @@ async def test_http_proxy_from_the_environment_carries_the_request(
     received = (await fake.requests())[-1]
     assert received["headers"]["host"] == "upstream.invalid"
     assert received["headers"]["proxy-authorization"] == "Basic cHJveHl1c2VyOnByb3h5cGFzcw=="
+    assert received["headers"]["authorization"] == f"Bearer {API_KEY}"  # for the upstream
 
 
 async def test_no_proxy_hosts_are_reached_directly(
@@ -547,3 +549,39 @@ async def test_no_proxy_hosts_are_reached_directly(
 
     assert text_of(events) == "direct"
     assert "proxy-authorization" not in received["headers"]
+
+
+# --- batching a fast stream (stream_interval_ms) ----------------------------------------
+
+
+async def _timed_text_batches(
+    provider: OpenAICompatProvider, request: ModelRequest
+) -> list[tuple[float, str]]:
+    """(arrival time, text) of each batch that carried text."""
+    batches = []
+    async for batch in provider.stream_batches(request):
+        text = text_of(batch)
+        if text:
+            batches.append((time.monotonic(), text))
+    return batches
+
+
+async def test_a_stream_faster_than_the_interval_is_read_in_batches(fake: Fake) -> None:
+    provider = fake.provider(stream_interval_ms=100)  # tokens come every ITL_MS = 20 ms
+
+    batches = await _timed_text_batches(provider, ask("!tokens 15"))
+
+    assert "".join(text for _, text in batches) == "tok " * 15
+    assert batches[0][1].count("tok") == 1  # the first token is never held back
+    assert len(batches) <= 6  # about one batch per 100 ms of a 300 ms stream
+    times = [arrived for arrived, _ in batches]
+    assert min(later - earlier for earlier, later in itertools.pairwise(times)) >= 0.095
+
+
+async def test_a_stream_slower_than_the_interval_is_not_held(fake: Fake) -> None:
+    provider = fake.provider(stream_interval_ms=5)
+
+    batches = await _timed_text_batches(provider, ask("!tokens 15"))
+
+    assert "".join(text for _, text in batches) == "tok " * 15
+    assert len(batches) >= 10  # one token per read, but for the odd late loop turn

@@ -364,19 +364,38 @@ def _arrived_before_break(reader: aiohttp.StreamReader) -> bytes:
     return data if isinstance(data, bytes) else b""
 
 
-def env_proxy(url: URL) -> tuple[URL | None, aiohttp.BasicAuth | None]:
-    """The proxy HTTP(S)_PROXY / NO_PROXY choose for `url`, with its credentials.
+def env_proxy(url: URL) -> tuple[URL | None, dict[str, str]]:
+    """The proxy HTTP(S)_PROXY / NO_PROXY choose for `url`, and the header carrying its
+    credentials.
 
     Read once per provider: aiohttp's own `trust_env` reads the environment and ~/.netrc
     in a worker thread on every request, two thread hops that cost tens of milliseconds
     under load."""
     if url.host is None or urllib.request.proxy_bypass(url.host):
-        return None, None
+        return None, {}
     configured = urllib.request.getproxies().get(url.scheme)
     if not configured:
-        return None, None
+        return None, {}
     proxy = URL(configured)
-    return proxy.with_user(None), aiohttp.BasicAuth.from_url(proxy)
+    auth = aiohttp.BasicAuth.from_url(proxy)
+    return proxy.with_user(None), {"Proxy-Authorization": auth.encode()} if auth else {}
+
+
+async def _hold_reading(response: aiohttp.ClientResponse, until: float) -> None:
+    """Leave the socket unread until `until`: what the upstream sends meanwhile waits in
+    the kernel and arrives in the next read, as one batch."""
+    connection = response.connection
+    transport = connection.transport if connection is not None else None
+    if transport is None:
+        return
+    # The transport, not aiohttp's protocol: pausing the protocol parks bytes that are
+    # already read in its own buffer, and a resumed read would hand over only those.
+    transport.pause_reading()
+    try:
+        await asyncio.sleep(until - asyncio.get_running_loop().time())
+    finally:
+        if not transport.is_closing():
+            transport.resume_reading()
 
 
 class OpenAICompatProvider(Provider):
@@ -395,14 +414,22 @@ class OpenAICompatProvider(Provider):
                 f"config error: providers.{name}.base_url: {base_url!r} is not an http(s) URL"
             )
         self._url = base_url + "/chat/completions"
-        self._proxy, self._proxy_auth = env_proxy(URL(base_url))
+        self._proxy, proxy_auth = env_proxy(URL(base_url))
+        # HTTPS is tunnelled: the proxy's credentials go on the CONNECT only, never to the
+        # upstream. Plain HTTP goes to the proxy as it is, so they ride on each request.
+        tunnelled = URL(base_url).scheme == "https"
+        self._proxy_headers = proxy_auth if tunnelled and proxy_auth else None
         self._models_url = base_url + "/models"
         self._api_key = config.api_key.get_secret_value() if config.api_key else None
         self._read_timeout = config.first_token_timeout_seconds
         headers = {"Accept": "text/event-stream", "Content-Type": "application/json"}
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
+        if not tunnelled:
+            headers.update(proxy_auth)
         headers.update(config.headers)
+        # Sent with each request, not as the session's defaults: through a plain HTTP
+        # proxy aiohttp takes a default Authorization header for the proxy's own.
         self._headers = headers
         self._session: aiohttp.ClientSession | None = None
 
@@ -410,7 +437,6 @@ class OpenAICompatProvider(Provider):
         # Made on first use: a session belongs to the event loop that creates it.
         if self._session is None:
             self._session = aiohttp.ClientSession(
-                headers=self._headers,
                 connector=aiohttp.TCPConnector(
                     limit=_MAX_CONNECTIONS, keepalive_timeout=_KEEPALIVE_SECONDS
                 ),
@@ -448,8 +474,12 @@ class OpenAICompatProvider(Provider):
         async with AsyncExitStack() as stack:
             response = await self._open(stack, body, deadline)
             buffer = b""
+            hold = self._config.stream_interval_ms / 1000
+            loop = asyncio.get_running_loop()
             while not state.done:
+                asked = loop.time()
                 chunk = await self._next_chunk(response, deadline)
+                arrived = loop.time()
                 # At the end, a newline flushes a last line that lacked one.
                 lines = (buffer + (b"\n" if chunk is None else chunk)).split(b"\n")
                 buffer = lines.pop()
@@ -462,6 +492,10 @@ class OpenAICompatProvider(Provider):
                     raise failure  # after the text that came before it in the same read
                 if chunk is None:
                     break
+                if hold and emitted and state.finish is None and arrived - asked < hold:
+                    # The upstream sends faster than the interval: the next read waits.
+                    # (Never before the first output: that would delay the first token.)
+                    await _hold_reading(response, min(arrived + hold, deadline))
             if not state.done and state.finish is None:
                 # Before any output a broken stream is worth a retry; after, it is incomplete.
                 if not emitted:
@@ -480,7 +514,11 @@ class OpenAICompatProvider(Provider):
             async with asyncio.timeout_at(deadline):
                 response = await stack.enter_async_context(
                     self._client().post(
-                        self._url, data=body, proxy=self._proxy, proxy_auth=self._proxy_auth
+                        self._url,
+                        data=body,
+                        headers=self._headers,
+                        proxy=self._proxy,
+                        proxy_headers=self._proxy_headers,
                     )
                 )
                 # An error, or JSON where a stream was asked for: small, read it whole.
@@ -538,9 +576,10 @@ class OpenAICompatProvider(Provider):
             timeout = aiohttp.ClientTimeout(total=_HEALTH_TIMEOUT)
             get = self._client().get(
                 self._models_url,
+                headers=self._headers,
                 timeout=timeout,
                 proxy=self._proxy,
-                proxy_auth=self._proxy_auth,
+                proxy_headers=self._proxy_headers,
             )
             async with get as response:
                 status = response.status
