@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 
 import httpx
 
-from tests.responses.conftest import Api
+from tests.responses.conftest import Api, marker
 from tests.responses.schema import check_response
 
 
@@ -64,10 +65,18 @@ def test_failure_mid_stream_is_error_then_failed(api: Api) -> None:
 
 
 def test_failure_before_first_token_is_not_a_stream(api: Api) -> None:
-    body = {"model": api.tenant.scripted_agent, "input": "!fail before", "stream": True}
+    tag = marker()
+    text = f"!fail before\n{tag}"
+    body = {"model": api.tenant.scripted_agent, "input": text, "stream": True}
     reply = api.post(body)
     assert reply.status_code == 503
     assert reply.headers["content-type"].startswith("application/json")
+    # The row written while the upstream was asked for its first token is gone again.
+    with sqlite3.connect(api.server.folder / "agenthost.db") as db:
+        (rows,) = db.execute(
+            "SELECT count(*) FROM responses WHERE input_items LIKE ?", (f"%{tag}%",)
+        ).fetchone()
+    assert rows == 0
 
 
 def test_sdk_stream_and_retrieve(api: Api) -> None:

@@ -8,6 +8,8 @@ client left, cancelled) the stored response is finalised once, never left in pro
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncGenerator
@@ -321,15 +323,36 @@ async def begin(turn: Turn, *, store_at_end: bool = False) -> None:
     """Start the run (errors before the first token are raised) and store the response,
     or with `store_at_end` (nobody can know its id before it ends: a plain JSON
     request) only once it ends, in one write."""
-    await turn.execution.start()
-    if store_at_end:
-        turn.insert_at_end = turn.store  # save_final writes the row, once
+    if store_at_end or not turn.store:
+        await turn.execution.start()
+        turn.insert_at_end = store_at_end and turn.store  # save_final writes the row, once
         return
+    await turn.execution.admit()
+    # The row is written while the upstream works on the first token, not after it.
+    saving = asyncio.ensure_future(turn.save_new())
     try:
-        await turn.save_new()
+        await turn.execution.prime()
+        await asyncio.shield(saving)  # a client leaving now must not cut the write short
     except BaseException:
-        await turn.execution.close()
+        with anyio.CancelScope(shield=True):
+            await turn.execution.close()
+            await _unsave(turn, saving)
         raise
+
+
+async def _unsave(turn: Turn, saving: asyncio.Future[None]) -> None:
+    """The turn failed before its first token: the client gets an HTTP error and no id,
+    so the row written meanwhile goes."""
+    with contextlib.suppress(Exception):
+        await saving
+    if not turn.stored:
+        return
+    turn.stored = False
+    try:
+        async with turn.services.db.session() as session:
+            await repo.delete_owned(session, turn.id, turn.principal.user_id)
+    except Exception:
+        log.exception("could not remove response %s after its run failed", turn.id)
 
 
 async def final_response(turn: Turn) -> dict[str, Any]:

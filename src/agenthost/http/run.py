@@ -55,16 +55,26 @@ class Execution:
         self._pass: Pass | None = None
         self._events: AsyncGenerator[RunEvent, None] | None = None
         self._first: RunEvent | None = None
+        self._for: Caller | None = None
 
     async def start(self) -> None:
         """Pass the gate (429, 402) and run until the first event; errors here are
         ordinary HTTP errors, and nothing reaches the upstream unless the gate passed."""
-        caller = await self._caller()  # a missing secret fails before the gate
-        gate = self.services.gate
-        self._pass = await gate.enter(self.principal, self.agent, self.request)
+        await self.admit()
+        await self.prime()
+
+    async def admit(self) -> None:
+        """The first half of `start()`: the gate."""
+        self._for = await self._caller()  # a missing secret fails before the gate
+        self._pass = await self.services.gate.enter(self.principal, self.agent, self.request)
         self.headers = self._pass.headers
+
+    async def prime(self) -> None:
+        """The second half of `start()`: the run, up to its first event."""
+        assert self._for is not None, "admit() first"
         try:
-            self._events = self.services.runner.run(self.agent, self.request, self.state, caller)
+            runner = self.services.runner
+            self._events = runner.run(self.agent, self.request, self.state, self._for)
             self._first = await anext(self._events)
         except BaseException:
             await self.close()
