@@ -126,6 +126,9 @@ class ModelRequest:
     # The run's deadline on the event loop's clock; a provider that `bounds_waits` ends
     # its call by then (raising UpstreamTimeout) so the runtime needs no timer per event.
     deadline: float | None = None
+    # The caller relays events as they come; when only the whole answer counts, a provider
+    # reads without pausing between batches (see stream_interval_ms).
+    streamed: bool = True
 
 
 @dataclass(slots=True)
@@ -155,6 +158,7 @@ class RunRequest:
     # Provider hints (verbosity, service_tier, prompt_cache_key…) that OpenAI-compatible
     # upstreams understand and other providers ignore.
     upstream_hints: dict[str, Any] = field(default_factory=dict)
+    streamed: bool = True  # the events reach the caller as they come (SSE, WebSocket)
 
 
 @dataclass(slots=True, frozen=True)

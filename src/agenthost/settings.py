@@ -88,8 +88,8 @@ class ProviderSettings(_Section):
         20.0,
         ge=0,
         le=1000,
-        description="openai: a stream faster than this is read (and relayed) in batches "
-        "at most this often; 0 reads every token at once",
+        description="openai: a streamed answer arriving faster than this is read (and "
+        "relayed) in batches at most this often; 0 reads every token at once",
     )
     model_path: str | None = Field(None, description="local: a GGUF file (default: embedded)")
     context_tokens: int = Field(4096, ge=256, description="local: context window")

@@ -585,3 +585,12 @@ async def test_a_stream_slower_than_the_interval_is_not_held(fake: Fake) -> None
 
     assert "".join(text for _, text in batches) == "tok " * 15
     assert len(batches) >= 10  # one token per read, but for the odd late loop turn
+
+
+async def test_a_caller_waiting_for_the_whole_answer_is_never_held(fake: Fake) -> None:
+    provider = fake.provider(stream_interval_ms=100)
+
+    batches = await _timed_text_batches(provider, ask("!tokens 15", streamed=False))
+
+    assert "".join(text for _, text in batches) == "tok " * 15
+    assert len(batches) >= 10  # read as it comes: the last token is not held back

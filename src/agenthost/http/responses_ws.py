@@ -104,6 +104,7 @@ class Connection:
         try:
             body = _parse(text)
             turn = await flow.prepare(self.services, self.principal, body, self.local)
+            turn.decoded.run.streamed = True  # its events go out as they come
             await flow.begin(turn)
         except ValidationError as exc:
             await self.send(_domain_error_event(flow.invalid_body(exc)))

@@ -458,15 +458,16 @@ class OpenAICompatProvider(Provider):
     def stream_batches(self, request: ModelRequest) -> AsyncGenerator[list[ModelEvent], None]:
         """The events of each read from the upstream as one batch."""
         body = orjson.dumps(build_body(request))
+        hold = self._config.stream_interval_ms / 1000 if request.streamed else 0.0
         return stream_with_retries(
-            lambda deadline: self._attempt(body, deadline),
+            lambda deadline: self._attempt(body, deadline, hold),
             max_retries=self._config.max_retries,
             timeout_seconds=self._config.timeout_seconds,
             deadline=request.deadline,
         )
 
     async def _attempt(
-        self, body: bytes, deadline: float
+        self, body: bytes, deadline: float, hold: float
     ) -> AsyncGenerator[list[ModelEvent], None]:
         state = _StreamState()
         out: list[ModelEvent] = []
@@ -474,7 +475,6 @@ class OpenAICompatProvider(Provider):
         async with AsyncExitStack() as stack:
             response = await self._open(stack, body, deadline)
             buffer = b""
-            hold = self._config.stream_interval_ms / 1000
             loop = asyncio.get_running_loop()
             while not state.done:
                 asked = loop.time()

@@ -80,4 +80,5 @@ def model_request(
         reasoning_effort=_pick(request.reasoning_effort, params, "reasoning_effort"),
         user=request.user,
         extra=dict(request.upstream_hints),
+        streamed=request.streamed,
     )

@@ -189,6 +189,7 @@ def decode(body: wire.ChatCompletionRequest) -> RunRequest:
     tools = _tools(body.tools)
     choice = _tool_choice(body.tool_choice, tools)
     return RunRequest(
+        streamed=bool(body.stream),
         messages=[_message(m, i) for i, m in enumerate(body.messages)],
         tools=tools,
         tool_choice=choice,

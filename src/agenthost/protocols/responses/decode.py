@@ -331,6 +331,7 @@ def decode(
         # allowed_tools is a hard constraint: other caller tools are not offered at all.
         tools = [t for t in tools if t.name in choice.allowed]
     run = RunRequest(
+        streamed=bool(body.stream),  # a WebSocket turn sets it too (it has no `stream`)
         messages=messages,
         instructions=body.instructions,
         tools=tools,
