@@ -40,3 +40,69 @@ async def test_a_failure_reaches_every_waiter_and_a_cancelled_waiter_spares_the_
     with pytest.raises(RuntimeError, match="database down"):
         await second
     assert first.cancelled()
+
+
+# --- a cache that keeps answering while it is re-read -------------------------------------
+
+
+class Source:
+    """A load that counts its calls and can be held back or made to fail."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.gate = asyncio.Event()
+        self.gate.set()
+        self.error: Exception | None = None
+
+    async def load(self) -> str:
+        self.calls += 1
+        await self.gate.wait()
+        if self.error is not None:
+            raise self.error
+        return f"v{self.calls}"
+
+
+async def test_a_fresh_value_is_served_without_a_load() -> None:
+    flight: SingleFlight[str, str] = SingleFlight()
+    source = Source()
+
+    assert await flight.cached("k", source.load, ttl=5, age=1.0, value="cached") == "cached"
+    assert source.calls == 0
+
+
+async def test_a_stale_value_is_served_at_once_and_re_read_once_in_the_background() -> None:
+    flight: SingleFlight[str, str] = SingleFlight()
+    source = Source()
+    source.gate.clear()  # the database is slow
+
+    served = [await flight.cached("k", source.load, ttl=5, age=6.0, value="old") for _ in range(20)]
+
+    await asyncio.sleep(0)  # the background read starts
+    assert served == ["old"] * 20  # nobody waited for it
+    assert source.calls == 1
+    source.gate.set()
+    await asyncio.sleep(0.01)
+    assert await flight.cached("k", source.load, ttl=5, age=None, value=None) == "v2"
+
+
+async def test_nothing_cached_or_long_expired_waits_for_the_read() -> None:
+    flight: SingleFlight[str, str] = SingleFlight()
+    source = Source()
+
+    assert await flight.cached("k", source.load, ttl=5, age=None, value=None) == "v1"
+    assert await flight.cached("k", source.load, ttl=5, age=10.0, value="ancient") == "v2"
+
+
+async def test_a_failing_background_read_is_logged_and_the_value_still_served(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    flight: SingleFlight[str, str] = SingleFlight()
+    source = Source()
+    source.error = RuntimeError("database down")
+
+    assert await flight.cached("k", source.load, ttl=5, age=7.0, value="old") == "old"
+    await asyncio.sleep(0.01)
+
+    assert "database down" in caplog.text
+    with pytest.raises(RuntimeError, match="database down"):
+        await flight.cached("k", source.load, ttl=5, age=11.0, value="old")

@@ -3,6 +3,7 @@ from another process, and batched last-used times (counted with an SQLite trigge
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 import sqlite3
@@ -11,9 +12,10 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import delete, update
 
 from agenthost.auth.api_keys import (
+    CACHE_TTL,
     LAST_USED_INTERVAL,
     KeyAuthenticator,
     generate_key,
@@ -23,7 +25,7 @@ from agenthost.auth.api_keys import (
 from agenthost.errors import AuthenticationFailed
 from agenthost.storage.database import Database
 from agenthost.storage.migrate import upgrade
-from agenthost.storage.models import User, utcnow
+from agenthost.storage.models import ApiKey, User, utcnow
 from agenthost.storage.repositories import api_keys, users
 
 
@@ -180,3 +182,34 @@ async def test_last_used_is_written_at_most_once_a_minute(db: Database) -> None:
     async with db.session() as session:
         rows = await api_keys.list_for_user(session, (await keys.authenticate(plain)).user_id)
     assert rows[0].id == key_id and rows[0].last_used_at is not None
+
+
+async def test_an_expired_cache_entry_answers_while_it_is_re_read(db: Database) -> None:
+    clock = Clock()
+    keys = KeyAuthenticator(db, clock=clock)
+    plain, _, user_id = await make_key(db)
+    await keys.authenticate(plain)
+    async with db.session() as session:  # changed in another process: no invalidation here
+        await session.execute(update(User).where(User.id == user_id).values(role="admin"))
+
+    clock.now += CACHE_TTL + 1
+    stale = await keys.authenticate(plain)  # answered from the cache, re-read started
+    await asyncio.sleep(0.2)
+    fresh = await keys.authenticate(plain)
+
+    assert stale.role == "user" and fresh.role == "admin"
+
+
+async def test_a_key_deleted_meanwhile_is_refused_after_the_re_read(db: Database) -> None:
+    clock = Clock()
+    keys = KeyAuthenticator(db, clock=clock)
+    plain, key_id, _ = await make_key(db)
+    await keys.authenticate(plain)
+    async with db.session() as session:
+        await session.execute(delete(ApiKey).where(ApiKey.id == key_id))
+
+    clock.now += CACHE_TTL + 1
+    await keys.authenticate(plain)
+    await asyncio.sleep(0.2)
+    with pytest.raises(AuthenticationFailed, match="Invalid API key"):
+        await keys.authenticate(plain)

@@ -1,10 +1,11 @@
 """API keys: `sk-` + 64 hex characters, stored as SHA-256 with an 8-character prefix.
 
-Lookups are cached in-process for `CACHE_TTL`. A revocation in this process drops the
-entry at once (`invalidate`); one made elsewhere (the CLI, another worker or host) is
-picked up by a background poll of recently revoked keys, so a revoked key is refused
-everywhere within `REVOCATION_POLL` seconds plus one query. Other changes made in another
-process (a disabled user, a new role) apply when the cached entry expires.
+Lookups are cached in-process for `CACHE_TTL`, then re-read in the background while the
+cached entry still answers. A revocation in this process drops the entry at once
+(`invalidate`); one made elsewhere (the CLI, another worker or host) is picked up by a
+background poll of recently revoked keys, so a revoked key is refused everywhere within
+`REVOCATION_POLL` seconds plus one query. Other changes made in another process (a
+disabled user, a new role) apply when the cached entry is re-read.
 Last-used times are batched: at most one write per key per minute, flushed in the
 background, never on the hot path.
 """
@@ -21,9 +22,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 
 from agenthost.auth.principal import Principal
 from agenthost.errors import AuthenticationFailed
+from agenthost.single_flight import SingleFlight
 from agenthost.storage.database import Database
 from agenthost.storage.models import utcnow
 from agenthost.storage.repositories import api_keys as key_repo
@@ -74,6 +77,7 @@ class KeyAuthenticator:
         self._db = db
         self._clock = clock
         self._cache: dict[str, _CachedKey] = {}
+        self._loads: SingleFlight[str, _CachedKey] = SingleFlight()
         self._last_recorded: dict[str, float] = {}
         self._pending_used: dict[str, datetime] = {}
         self._revocations_seen_at = utcnow()
@@ -86,9 +90,10 @@ class KeyAuthenticator:
         if not looks_like_key(token):
             raise AuthenticationFailed("Invalid API key.", code="invalid_api_key")
         key_hash = hash_key(token)
-        entry = self._cache.get(key_hash)
-        if entry is None or self._clock() - entry.cached_at > CACHE_TTL:
-            entry = await self._load(key_hash)
+        cached = self._cache.get(key_hash)
+        age = self._clock() - cached.cached_at if cached is not None else None
+        load = partial(self._load, key_hash)
+        entry = await self._loads.cached(key_hash, load, CACHE_TTL, age, cached)
         self._check(entry)
         self._note_used(entry.principal.key_id or "")
         return entry.principal
@@ -98,6 +103,7 @@ class KeyAuthenticator:
             found = await key_repo.find_by_hash(session, key_hash)
         # The index found the row by hash; compare again in constant time anyway.
         if found is None or not hmac.compare_digest(found[0].key_hash, key_hash):
+            self._cache.pop(key_hash, None)  # deleted meanwhile: no longer served
             raise AuthenticationFailed("Invalid API key.", code="invalid_api_key")
         key, user = found
         entry = _CachedKey(

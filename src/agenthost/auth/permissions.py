@@ -68,7 +68,8 @@ def model_not_found(agent_id: str) -> NotFound:
 
 
 class AgentAccess:
-    """Resolves the agents a principal may call, with a short in-process cache."""
+    """Resolves the agents a principal may call, with a short in-process cache (an expired
+    entry still answers while it is re-read in the background)."""
 
     def __init__(self, db: Database, permissions: RemoteAgentPermissions) -> None:
         self._db = db
@@ -87,9 +88,11 @@ class AgentAccess:
         return permissions_for(role, self.permissions)
 
     async def refresh_overrides(self, force: bool = False) -> None:
-        if not force and time.monotonic() - self._overrides_at < OVERRIDES_TTL:
-            return
-        await self._override_loads.run("overrides", self._load_overrides)
+        loaded = self._overrides_at != float("-inf") and not force
+        age = time.monotonic() - self._overrides_at if loaded else None
+        await self._override_loads.cached(
+            "overrides", self._load_overrides, OVERRIDES_TTL, age, None
+        )
 
     async def _load_overrides(self) -> None:
         async with self._db.session() as session:
@@ -113,12 +116,9 @@ class AgentAccess:
             raise model_not_found(agent_id)
         cache_key = (agent_id, principal.user_id, principal.role)
         cached = self._cache.get(cache_key)
-        if cached is not None and time.monotonic() - cached[0] < AGENT_CACHE_TTL:
-            spec = cached[1]
-        else:
-            load = partial(self._load_agent, principal, agent_id)
-            spec = await self._agent_loads.run(cache_key, load)
-            self._cache[cache_key] = (time.monotonic(), spec)
+        age, value = (time.monotonic() - cached[0], cached[1]) if cached else (None, None)
+        load = partial(self._load_agent, principal, agent_id)
+        spec = await self._agent_loads.cached(cache_key, load, AGENT_CACHE_TTL, age, value)
         if spec is None:
             raise model_not_found(agent_id)
         return spec
@@ -128,7 +128,9 @@ class AgentAccess:
             row = await agent_repo.get_callable(
                 session, agent_id, principal.user_id, principal.role
             )
-        return agent_spec(row) if row is not None else None
+        spec = agent_spec(row) if row is not None else None
+        self._cache[(agent_id, principal.user_id, principal.role)] = (time.monotonic(), spec)
+        return spec
 
     async def list_callable(self, principal: Principal) -> list[AgentSpec]:
         await self.refresh_overrides()

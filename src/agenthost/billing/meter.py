@@ -24,6 +24,7 @@ import logging
 import time
 from dataclasses import dataclass, replace
 from datetime import UTC, timedelta
+from functools import partial
 from typing import Any
 
 from agenthost import ids
@@ -157,13 +158,15 @@ class Meter:
         if not self._cache_balances:
             return await open_balance(self._db, user_id, self._settings)
         hit = self._balances.get(user_id)
-        if hit is not None and time.monotonic() - hit[0] < BALANCE_CACHE_SECONDS:
-            return hit[1]
-        # One read per user at a time: when the cached value expires under load, the
-        # concurrent admissions share it instead of each taking a database connection.
-        credits = await self._reads.run(
-            user_id, lambda: open_balance(self._db, user_id, self._settings)
+        age, credits = (time.monotonic() - hit[0], hit[1]) if hit else (None, None)
+        # One read per user at a time, in the background once a value is cached: when it
+        # expires under load no admission waits, and none starts a read of its own.
+        return await self._reads.cached(
+            user_id, partial(self._read_credits, user_id), BALANCE_CACHE_SECONDS, age, credits
         )
+
+    async def _read_credits(self, user_id: str) -> int:
+        credits = await open_balance(self._db, user_id, self._settings)
         self._remember(user_id, credits)
         return credits
 
