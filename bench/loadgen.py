@@ -10,8 +10,9 @@ reads one JSON command per stdin line and answers one JSON line on stdout:
     {"op": "release"}                                                   close the held streams
     {"op": "quit"}
 
-A target is {"host", "port", "path", "headers", "body", "stream", "token", "usage_key"}:
-`token` is the byte pattern one streamed token frame contains, `usage_key` the JSON key
+A target is {"host", "port", "path", "headers", "body", "stream", "marker", "token",
+"usage_key"}: a streamed answer's tokens are the occurrences of `token` in the SSE frames
+that contain `marker` (a frame may carry several tokens), `usage_key` is the JSON key
 holding the output token count of a non-streaming answer. Each of the C connections sends
 its next request as soon as the previous answer is complete.
 
@@ -45,6 +46,7 @@ class Target:
     port: int
     request: bytes
     stream: bool
+    marker: bytes
     token: bytes
     usage: re.Pattern[bytes]
 
@@ -58,7 +60,13 @@ class Target:
         head = ("\r\n".join(lines) + "\r\n\r\n").encode()
         usage = re.compile(b'"' + data["usage_key"].encode() + rb'":\s*(\d+)')
         return cls(
-            data["host"], data["port"], head + body, data["stream"], data["token"].encode(), usage
+            data["host"],
+            data["port"],
+            head + body,
+            data["stream"],
+            data["marker"].encode(),
+            data["token"].encode(),
+            usage,
         )
 
 
@@ -89,7 +97,7 @@ class _Pending:
     sent: float
     first: float | None = None
     tokens: int = 0
-    tail: bytes = b""
+    partial: bytes = b""  # the start of an SSE frame whose end has not arrived
     parts: list[bytes] = field(default_factory=list)
     failed: bool = False
 
@@ -143,18 +151,19 @@ class Connection(asyncio.Protocol):
         if not self.target.stream:
             pending.parts.append(body)
             return
-        pattern = self.target.token
-        window = pending.tail + body
-        found = window.count(pattern)
+        *frames, pending.partial = (pending.partial + body).split(b"\n\n")
+        found = 0
+        for frame in frames:
+            if self.target.marker in frame:
+                found += frame.count(self.target.token)
+            if _ERROR_FRAME in frame:
+                pending.failed = True
         if found:
             pending.tokens += found
             self.tally.tokens += found
             if pending.first is None:
                 pending.first = time.perf_counter()
                 self.first_token.set()
-        if _ERROR_FRAME in window:
-            pending.failed = True
-        pending.tail = window[-(len(pattern) + len(_ERROR_FRAME)) :]
 
     def on_message_complete(self) -> None:
         pending = self.pending

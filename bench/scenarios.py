@@ -40,7 +40,7 @@ class Interface:
 
     name: str
     path: str
-    token: str  # the bytes one streamed token frame contains
+    marker: str  # what an SSE frame carrying output text contains
     usage_key: str  # the JSON key with a non-streaming answer's output tokens
 
     def body(self, model: str, text: str, stream: bool) -> dict[str, Any]:
@@ -56,9 +56,10 @@ class Interface:
         return body
 
 
-CHAT = Interface("chat", f"{API}/chat/completions", '"content":"tok', "completion_tokens")
-RESPONSES = Interface("responses", f"{API}/responses", '"delta":"tok', "output_tokens")
-DIRECT = Interface("chat", "/v1/chat/completions", '"content":"tok', "completion_tokens")
+TOKEN = "tok "  # the fake upstream's every token
+CHAT = Interface("chat", f"{API}/chat/completions", '"content":"', "completion_tokens")
+RESPONSES = Interface("responses", f"{API}/responses", '"delta":"', "output_tokens")
+DIRECT = Interface("chat", "/v1/chat/completions", '"content":"', "completion_tokens")
 
 
 def responses_available(gateway: Gateway) -> bool:
@@ -91,7 +92,8 @@ class Endpoint:
             "headers": self.headers,
             "body": interface.body(self.model, timing.directive(), stream),
             "stream": stream,
-            "token": interface.token,
+            "marker": interface.marker,
+            "token": TOKEN,
             "usage_key": interface.usage_key,
         }
 

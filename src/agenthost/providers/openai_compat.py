@@ -381,6 +381,26 @@ def env_proxy(url: URL) -> tuple[URL | None, dict[str, str]]:
     return proxy.with_user(None), {"Proxy-Authorization": auth.encode()} if auth else {}
 
 
+def _joined(events: list[ModelEvent]) -> list[ModelEvent]:
+    """Neighbouring text (or reasoning) deltas of one read as one delta: the tokens that
+    arrived together are relayed as one chunk, encoded and parsed once."""
+    if len(events) < 2:
+        return events
+    joined: list[ModelEvent] = []
+    run: list[str] = []  # the texts of a run of deltas of one kind
+    kind: type[TextDelta] | type[ReasoningDelta] | None = None
+    for event in [*events, None]:
+        if kind is not None and type(event) is not kind:
+            joined.append(kind("".join(run)))
+            run, kind = [], None
+        if isinstance(event, TextDelta | ReasoningDelta):
+            kind = type(event)
+            run.append(event.text)
+        elif event is not None:
+            joined.append(event)
+    return joined
+
+
 async def _hold_reading(response: aiohttp.ClientResponse, until: float) -> None:
     """Leave the socket unread until `until`: what the upstream sends meanwhile waits in
     the kernel and arrives in the next read, as one batch."""
@@ -486,7 +506,7 @@ class OpenAICompatProvider(Provider):
                 failure = state.feed_lines(lines, out)
                 if out:
                     emitted = True
-                    yield out
+                    yield _joined(out)
                     out = []
                 if failure is not None:
                     raise failure  # after the text that came before it in the same read
