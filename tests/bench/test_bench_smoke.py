@@ -42,3 +42,22 @@ def test_bench_command_measures_agenthost_and_direct(tmp_path: Path) -> None:
     held = {h["target"]: h for h in result["streams"]}
     assert held["agenthost"]["open"] == 20 and held["direct"]["open"] == 20
     assert any(c["check"].endswith("added p50 ms, c=1") for c in result["checks"])
+
+
+def test_bench_scaleout_mode_compares_one_and_two_workers(tmp_path: Path) -> None:
+    out = tmp_path / "scaleout.json"
+    command = [sys.executable, "-m", "bench", "--quick", "--mode", "scaleout"]
+    command += ["--concurrency", "16", "--seconds", "0.5", "--out", str(out)]
+    command += ["--postgres", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    result = json.loads(out.read_text())
+    rows = result["rows"]
+    assert {r["scenario"] for r in rows} == {"scaleout-1w", "scaleout-2w"}
+    for row in rows:
+        assert row["requests"] > 0 and row["errors"] == 0, row
+    gains = result["scaleout"]
+    cells = {(g["stream"], g["concurrency"]) for g in gains}
+    assert cells == {(False, 16), (True, 64), (True, 256)}
+    assert all(g["gain"] > 0 for g in gains)
