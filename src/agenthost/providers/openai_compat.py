@@ -478,7 +478,9 @@ class OpenAICompatProvider(Provider):
     def stream_batches(self, request: ModelRequest) -> AsyncGenerator[list[ModelEvent], None]:
         """The events of each read from the upstream as one batch."""
         body = orjson.dumps(build_body(request))
-        hold = self._config.stream_interval_ms / 1000 if request.streamed else 0.0
+        # Held well inside the read timeout, which keeps running while the socket waits.
+        hold = min(self._config.stream_interval_ms / 1000, self._read_timeout / 4)
+        hold = hold if request.streamed else 0.0
         return stream_with_retries(
             lambda deadline: self._attempt(body, deadline, hold),
             max_retries=self._config.max_retries,
