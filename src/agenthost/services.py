@@ -7,6 +7,7 @@ import contextlib
 from dataclasses import dataclass, field
 
 from agenthost.auth.api_keys import KeyAuthenticator
+from agenthost.auth.invalidations import InvalidationBus
 from agenthost.auth.permissions import AgentAccess
 from agenthost.auth.user_secrets import UserSecrets
 from agenthost.billing.gate import Gate
@@ -42,6 +43,7 @@ class Services:
     user_secrets: UserSecrets  # per-user values for `{secret.NAME}` in MCP headers
     secret: bytes = b""  # seals compaction items; see server_secret.py
     background: BackgroundRuns = field(default_factory=BackgroundRuns)
+    invalidations: InvalidationBus | None = None  # with redis_url: see invalidations.py
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
@@ -52,11 +54,13 @@ class Services:
         secret = server_secret(settings)
         run_seconds = settings.limits.run.run_deadline_seconds + 60
         meter = Meter(db, settings.balance, PriceBook(settings.pricing), reservations, run_seconds)
+        keys, access = KeyAuthenticator(db), AgentAccess(db, settings.interface.remote_agents)
+        bus = InvalidationBus(settings.redis_url, keys, access) if settings.redis_url else None
         return cls(
             settings=settings,
             db=db,
-            keys=KeyAuthenticator(db),
-            access=AgentAccess(db, settings.interface.remote_agents),
+            keys=keys,
+            access=access,
             providers=providers,
             runner=AgentRunner(
                 providers, settings.limits.run, server_tools=_server_tools(settings)
@@ -65,10 +69,13 @@ class Services:
             gate=Gate(meter, limiter, settings.limits),
             user_secrets=UserSecrets(db, secret),
             secret=secret,
+            invalidations=bus,
         )
 
     def start_background(self) -> None:
         self._tasks.append(asyncio.create_task(self.keys.run_background()))
+        if self.invalidations is not None:
+            self._tasks.append(asyncio.create_task(self.invalidations.run()))
 
     async def close(self) -> None:
         await self.background.close()
@@ -77,6 +84,8 @@ class Services:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.keys.flush_last_used()
+        if self.invalidations is not None:
+            await self.invalidations.aclose()
         await self.meter.aclose()  # may release reservations: before the limiter closes
         await self.gate.limiter.aclose()
         await self.runner.aclose()

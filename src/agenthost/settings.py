@@ -182,7 +182,7 @@ class Settings(BaseSettings):
     database_url: str = Field(
         "sqlite+aiosqlite:///./data/agenthost.db", description="SQLAlchemy async URL"
     )
-    redis_url: str | None = Field(None, description="shared rate limits and balance reservations")
+    redis_url: str | None = Field(None, description="shared limits, reservations, invalidations")
     data_dir: Path = Field(Path("./data"), description="SQLite file, secret key")
     secret_key: SecretStr | None = Field(
         None, description="signs sessions and seals compaction items; generated when unset"

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
+from typing import Any
 
 from agenthost.auth.principal import Principal
 from agenthost.errors import AuthenticationFailed
@@ -77,6 +78,7 @@ class KeyAuthenticator:
         self._db = db
         self._clock = clock
         self._cache: dict[str, _CachedKey] = {}
+        self.announce: Callable[[dict[str, Any]], None] | None = None  # see invalidations.py
         self._loads: SingleFlight[str, _CachedKey] = SingleFlight()
         self._last_recorded: dict[str, float] = {}
         self._pending_used: dict[str, datetime] = {}
@@ -143,7 +145,14 @@ class KeyAuthenticator:
             self._pending_used[key_id] = utcnow()
 
     def invalidate(self, key_id: str | None = None, user_id: str | None = None) -> None:
-        """Drop cached entries for a key or all of a user's keys (revoke, disable, role)."""
+        """Drop cached entries for a key or all of a user's keys (revoke, disable, role),
+        here and (with an invalidation bus) in every other process."""
+        self.drop(key_id, user_id)
+        if self.announce is not None:
+            self.announce({"keys": {"key_id": key_id, "user_id": user_id}})
+
+    def drop(self, key_id: str | None = None, user_id: str | None = None) -> None:
+        """Drop cached entries for a key or all of a user's keys, in this process."""
         for key_hash, entry in list(self._cache.items()):
             p = entry.principal
             if (key_id and p.key_id == key_id) or (user_id and p.user_id == user_id):

@@ -9,8 +9,10 @@ key's agent scope, if any, includes it. Anything else looks exactly like a missi
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 from agenthost.auth.principal import Principal
 from agenthost.conversation import AgentSpec
@@ -80,6 +82,7 @@ class AgentAccess:
         # Concurrent misses of one entry share one database read.
         self._override_loads: SingleFlight[str, None] = SingleFlight()
         self._agent_loads: SingleFlight[tuple[str, str, str], AgentSpec | None] = SingleFlight()
+        self.announce: Callable[[dict[str, Any]], None] | None = None  # see invalidations.py
 
     def role_permissions(self, role: str) -> RolePermissions:
         """Effective permissions: admins have all; else an admin override or the config."""
@@ -140,8 +143,16 @@ class AgentAccess:
         return [agent_spec(r) for r in rows if principal.key_allows(r.id)]
 
     def invalidate(self, agent_id: str | None = None) -> None:
-        """Forget cached visibility (an agent or its grants changed)."""
+        """Forget cached visibility (an agent or its grants changed; None: anything, such
+        as a user's role), here and (with an invalidation bus) in every other process."""
+        self.drop(agent_id)
+        if self.announce is not None:
+            self.announce({"agents": {"agent_id": agent_id}})
+
+    def drop(self, agent_id: str | None = None) -> None:
+        """Forget cached visibility in this process; None also re-reads role overrides."""
         if agent_id is None:
+            self._overrides_at = float("-inf")
             self._cache.clear()
             return
         for key in [k for k in self._cache if k[0] == agent_id]:
