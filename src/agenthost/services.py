@@ -55,7 +55,10 @@ class Services:
         run_seconds = settings.limits.run.run_deadline_seconds + 60
         meter = Meter(db, settings.balance, PriceBook(settings.pricing), reservations, run_seconds)
         keys, access = KeyAuthenticator(db), AgentAccess(db, settings.interface.remote_agents)
-        bus = InvalidationBus(settings.redis_url, keys, access) if settings.redis_url else None
+        bus = None
+        if settings.redis_url:
+            bus = InvalidationBus(settings.redis_url, keys, access)
+            bus.attach()
         return cls(
             settings=settings,
             db=db,

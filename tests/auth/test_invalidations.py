@@ -41,6 +41,7 @@ async def workers(tmp_path: Path) -> AsyncIterator[tuple[Worker, Worker, Databas
     for _ in range(2):
         keys, access = KeyAuthenticator(db), AgentAccess(db, RemoteAgentPermissions())
         bus = InvalidationBus(REDIS_URL, keys, access)
+        bus.attach()
         tasks.append(asyncio.create_task(bus.run()))
         made.append(Worker(keys, access, bus))
     await asyncio.wait_for(asyncio.gather(*(w.bus.subscribed.wait() for w in made)), 5)

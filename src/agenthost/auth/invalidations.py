@@ -36,8 +36,11 @@ class InvalidationBus:
         self._access = access
         self._sending: set[asyncio.Task[None]] = set()
         self.subscribed = asyncio.Event()
-        keys.announce = self.announce
-        access.announce = self.announce
+
+    def attach(self) -> None:
+        """Publish the invalidations of this process's key and agent caches."""
+        self._keys.announce = self.announce
+        self._access.announce = self.announce
 
     def announce(self, message: dict[str, Any]) -> None:
         """Publish `message` in the background (callers are plain functions)."""
