@@ -22,7 +22,7 @@ from agenthost.limits import MemoryRateLimiter, RateLimiter
 from agenthost.limits.fallback import FallbackRateLimiter, RedisHealth, connect
 from agenthost.providers.base import Provider
 from agenthost.providers.registry import build_providers
-from agenthost.runtime.background import BackgroundRuns
+from agenthost.runs.background import BackgroundRuns
 from agenthost.runtime.loop import AgentRunner
 from agenthost.runtime.tools import NoServerTools, ServerTools
 from agenthost.server_secret import server_secret

@@ -67,8 +67,12 @@ class BalanceSettings(_Section):
     enabled: bool = Field(True, description="charge and enforce per-user token balances")
     start_balance: int = Field(20_000, ge=0, description="credits a new user starts with")
     auto_refill: AutoRefill = Field(default_factory=AutoRefill)
-    output_reserve_tokens: int = Field(
-        1024, ge=0, description="output tokens reserved when a request sets no max"
+    min_output_tokens: int = Field(
+        16,
+        ge=1,
+        le=100_000,
+        description="the smallest output cap worth sending upstream: a balance that cannot "
+        "pay for this many output tokens (beyond the input) is refused with 402",
     )
 
 
@@ -79,6 +83,13 @@ class ProviderSettings(_Section):
     base_url: str | None = None
     api_key: SecretStr | None = None
     models: list[str] = Field(default_factory=list, description="model choices shown in the UI")
+    max_output_tokens: int | None = Field(
+        None,
+        ge=1,
+        le=10_000_000,
+        description="the output cap sent upstream when neither the request nor the agent "
+        "sets one (default 4096; local: what its context leaves)",
+    )
     timeout_seconds: float = Field(600.0, gt=0, description="whole-call timeout")
     connect_timeout_seconds: float = Field(10.0, gt=0)
     first_token_timeout_seconds: float = Field(120.0, gt=0)

@@ -108,8 +108,11 @@ async def test_anthropic_cache_writes_and_reads_are_charged_at_their_rates(
     billing: BillingServer,
 ) -> None:
     tenant = await billing.tenant()
+    # A prompt long enough for the 1,000 input tokens the scripted upstream reports (a
+    # report above what the prompt can hold would be clamped to its bound).
+    prompt = "hi " * 400
     async with httpx.AsyncClient(timeout=30) as client:
-        response = await post(client, billing, tenant, chat(tenant.anthropic_agent, "hi"))
+        response = await post(client, billing, tenant, chat(tenant.anthropic_agent, prompt))
     assert response.status_code == 200, response.text
     (row,) = await usage_rows(billing, tenant)
     assert (row["input_tokens"], row["cache_write_tokens"], row["cache_read_tokens"]) == (
@@ -184,7 +187,9 @@ async def test_usage_endpoint_reports_balance_by_day_agent_and_key(
     tenant = await billing.tenant()
     async with httpx.AsyncClient(timeout=30) as client:
         for agent in (tenant.scripted_agent, tenant.anthropic_agent, tenant.anthropic_agent):
-            assert (await post(client, billing, tenant, chat(agent, "hi"))).status_code == 200
+            # long enough to hold the 1,000 input tokens the scripted upstream reports
+            reply = await post(client, billing, tenant, chat(agent, "hi " * 400))
+            assert reply.status_code == 200
         response = await client.get(f"{billing.api}/usage?days=7", headers=auth_of(tenant.key))
     assert response.status_code == 200
     usage = response.json()

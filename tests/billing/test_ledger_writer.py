@@ -15,7 +15,7 @@ from agenthost.billing.ledger import LedgerWriter, SettleDeferred
 from agenthost.billing.meter import Meter
 from agenthost.billing.pricing import PriceBook
 from agenthost.billing.reservations import MemoryReservations
-from agenthost.conversation import AgentSpec
+from agenthost.conversation import AgentSpec, ModelRequest
 from agenthost.settings import BalanceSettings
 from agenthost.storage.database import Database
 from agenthost.storage.migrate import upgrade
@@ -124,6 +124,8 @@ async def test_concurrent_admissions_of_one_user_share_one_balance_read(db: Data
     meter = Meter(db, BalanceSettings(), PriceBook({}), MemoryReservations(), 60)
     principal = Principal(user_id, "herd@example.com", "user")
     agent = AgentSpec(id="agent_h", name="h", owner_id=user_id, provider="p", model="m")
-    admissions = await asyncio.gather(*(meter.admit(principal, agent, 10, 10) for _ in range(20)))
-    assert len(admissions) == 20 and all(a.reservation is not None for a in admissions)
+    budgets = [meter.budget(principal, agent) for _ in range(20)]
+    calls = [ModelRequest(model="m", messages=[], max_output_tokens=10) for _ in budgets]
+    await asyncio.gather(*(b.admit(c) for b, c in zip(budgets, calls, strict=True)))
+    assert all(b.reservation is not None for b in budgets)
     assert reads[0] == 1

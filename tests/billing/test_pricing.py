@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from agenthost.billing.pricing import BUILT_IN, PriceBook, Rates, cost
-from agenthost.billing.tokens import count_text
+from agenthost.billing.tokens import text_bound, text_estimate
 from agenthost.events import Usage
 from agenthost.settings import Price
 
@@ -69,8 +69,30 @@ def test_anthropic_style_cache_write_and_read_at_their_own_rates() -> None:
 
 def test_token_estimate_is_not_below_common_bpe_counts() -> None:
     # Reference counts from a byte-level BPE tokenizer (49k vocabulary)
-    assert count_text("The quick brown fox jumps over the lazy dog.") >= 10
-    assert count_text("12345678") >= 8
-    assert count_text("机器学习") >= 8
-    assert count_text("") == 0
-    assert count_text("   ") == 0
+    assert text_estimate("The quick brown fox jumps over the lazy dog.") >= 10
+    assert text_estimate("12345678") >= 8
+    assert text_estimate("机器学习") >= 8
+    assert text_estimate("") == 0
+    assert text_estimate(" ") == 0  # a single space before a word joins the word
+
+
+def test_whitespace_is_never_free() -> None:
+    # Runs of spaces, tabs and newlines, and non-ASCII spaces, cost tokens in every
+    # tokenizer; the estimate once counted them as nothing.
+    assert text_estimate(" " * 4000) >= 1000
+    assert text_estimate("\n" * 400) >= 100
+    assert text_estimate("\u00a0" * 1000) == 2000
+    assert text_bound("hi" + "\u00a0" * 1000) == 2002
+
+
+def test_bound_is_the_utf8_length_and_never_below_the_estimate() -> None:
+    samples = [
+        "hello world",
+        "x = [1, 2, 3]\n\tprint(x)",
+        "机器学习 🚀",
+        "\u2003\t \r\n",
+        "\x00\x01",
+    ]
+    for text in samples:
+        assert text_bound(text) == len(text.encode())
+        assert text_estimate(text) <= text_bound(text)

@@ -12,6 +12,8 @@ in the last user message, so one server serves every test:
     !cut                 close mid-stream          !garbage      a `data: not-json` frame
     !error               an error event mid-stream !nousage      never send usage
     !stall MS            sleep after the first text delta
+    !ignorecap           ignore the request's output cap (an upstream that talks on)
+    !usage {json}        report this usage object verbatim (an upstream that lies)
 
 Tool calls are made only when the request offers that tool and the last message is not a
 tool result; after one it answers "tool said: <tool output>". `max_completion_tokens` (or
@@ -73,6 +75,8 @@ class Plan:
     error: bool = False
     usage: bool = True
     prompt_tokens: int = 0
+    ignore_cap: bool = False
+    usage_override: Any = None
 
 
 # --- deciding the answer --------------------------------------------------------------
@@ -145,17 +149,23 @@ def _flag(plan: Plan, name: str, rest: str) -> None:
         setattr(plan, name, True)
     elif name == "nousage":
         plan.usage = False
+    elif name == "ignorecap":
+        plan.ignore_cap = True
+    elif name == "usage":
+        plan.usage_override = orjson.loads(rest)
 
 
 def _set_text(plan: Plan, text: str, body: dict[str, Any]) -> None:
     plan.text = _pieces(text)
     limit = body.get("max_completion_tokens") or body.get("max_tokens")
-    if isinstance(limit, int) and len(plan.text) > limit:
+    if isinstance(limit, int) and len(plan.text) > limit and not plan.ignore_cap:
         plan.text = plan.text[:limit]
         plan.finish = "length"
 
 
-def _usage(plan: Plan) -> dict[str, Any]:
+def _usage(plan: Plan) -> Any:
+    if plan.usage_override is not None:
+        return plan.usage_override
     reasoning = len(plan.reasoning)
     completion = len(plan.text) + reasoning + sum(1 + len(a.split()) for _, a in plan.calls)
     return {

@@ -155,6 +155,39 @@ def test_scoped_key_reaches_only_its_agents(rserver: Server, pair: tuple[Person,
     assert ok.status_code == 200
 
 
+def test_scoped_key_reads_only_responses_of_its_agents(
+    rserver: Server, pair: tuple[Person, Person]
+) -> None:
+    """A key limited to agent A reads nothing the user made through agent B: not the
+    response, its items, a continuation, a reference or a chain that passes through it."""
+    a, _ = pair
+    other = rserver.create_agent(a.email, "fake", "gpt-4o-mini")
+    via_other = _api(rserver, "POST", "/responses", a.key, json={"model": other, "input": "b"})
+    other_id = via_other.json()["id"]
+    other_item = _api(rserver, "GET", f"/responses/{other_id}/input_items", a.key).json()
+    item_id = other_item["data"][0]["id"]
+    then_mine = {"model": a.agent, "input": "c", "previous_response_id": other_id}
+    chained = _api(rserver, "POST", "/responses", a.key, json=then_mine).json()["id"]
+    scoped = rserver.create_key(a.email, "--agents", a.agent)
+    for method, path in (
+        ("GET", f"/responses/{other_id}"),
+        ("GET", f"/responses/{other_id}/input_items"),
+        ("POST", f"/responses/{other_id}/cancel"),
+        ("DELETE", f"/responses/{other_id}"),
+    ):
+        assert_error_shape(_api(rserver, method, path, scoped), 404, "response_not_found")
+    for previous in (other_id, chained):
+        cont = {"model": a.agent, "input": "go on", "previous_response_id": previous}
+        reply = _api(rserver, "POST", "/responses", scoped, json=cont)
+        assert_error_shape(reply, 400, "previous_response_not_found")
+    ref = {"model": a.agent, "input": [{"type": "item_reference", "id": item_id}]}
+    assert _api(rserver, "POST", "/responses", scoped, json=ref).status_code in (400, 404)
+    # The key's own agent's responses stay readable, and the unscoped key reads all.
+    own = _api(rserver, "GET", f"/responses/{a.response_id}", scoped)
+    assert own.status_code == 200
+    assert _api(rserver, "GET", f"/responses/{other_id}", a.key).status_code == 200
+
+
 def _write_sql(server: Server, statement: str, *args: Any) -> None:
     with sqlite3.connect(Path(server.folder) / "agenthost.db", timeout=10) as conn:
         conn.execute(statement, args)

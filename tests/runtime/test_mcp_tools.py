@@ -7,6 +7,7 @@ streamable HTTP one running in its own process.
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import sqlite3
 import sys
@@ -336,3 +337,47 @@ def test_responses_max_tool_calls_ends_the_run_incomplete(setup: Setup) -> None:
     data = respond(setup, {"input": text, "max_tool_calls": 1})
     assert data["status"] == "incomplete"
     assert data["incomplete_details"] == {"reason": "max_tool_calls"}
+
+
+def test_a_model_call_after_tools_that_the_balance_cannot_pay_ends_the_run(
+    setup: Setup,
+) -> None:
+    """The first call fits the balance; the second (carrying a large tool result) does
+    not: it is refused before it goes upstream and the stream says why."""
+    server = setup.server
+    email = f"thin-{secrets.token_hex(3)}@example.com"
+    server.add_user(email)
+    agent = server.create_agent(email, "fake", "gpt-4o-mini", "--mcp", "math")
+    key = server.create_key(email)
+    client = openai.OpenAI(base_url=server.api, api_key=key, max_retries=0)
+    start = int(server.cli("balance", "show", email).stdout.split(": ")[1].split()[0])
+    server.cli("balance", "add", email, "--", str(-start))
+    prompt = '!call math__echo {"text": "' + "x" * 12_000 + '"}'
+    messages = [{"role": "user", "content": prompt}]
+    with pytest.raises(openai.APIStatusError) as refused:  # the first call's own price
+        client.chat.completions.create(model=agent, messages=messages)
+    assert refused.value.status_code == 402
+    found = re.search(r"input alone may cost (\d+) credits", refused.value.message)
+    assert found is not None, refused.value.message
+    server.cli("balance", "add", email, str(int(found.group(1)) + 500))
+    body = {"model": agent, "messages": messages, "stream": True}
+    reply = httpx.post(
+        f"{server.api}/chat/completions",
+        json=body,
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=60,
+    )
+    frames = [line[6:] for line in reply.text.splitlines() if line.startswith("data: ")]
+    errors = [json.loads(f)["error"] for f in frames if f.startswith('{"error"')]
+    assert [e["code"] for e in errors] == ["insufficient_balance"]
+    assert frames[-1] == "[DONE]"
+    with sqlite3.connect(server.folder / "agenthost.db") as db:
+        (user_id,) = db.execute("SELECT id FROM users WHERE email = ?", (email,)).fetchone()
+        rows = db.execute(
+            "SELECT credits FROM transactions WHERE user_id = ? AND kind = 'usage'", (user_id,)
+        ).fetchall()
+        (balance,) = db.execute(
+            "SELECT credits FROM balances WHERE user_id = ?", (user_id,)
+        ).fetchone()
+    assert len(rows) == 1  # the first call, charged; the second never went upstream
+    assert balance >= 0

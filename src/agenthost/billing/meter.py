@@ -1,40 +1,38 @@
-"""Admission against balances before a run, and settlement into the ledger after it.
+"""Balances: read (with start balance and auto-refill), spent per run, settled into the
+ledger.
 
-Admission estimates the run's cost (prompt tokens counted locally plus the output
-reserve) and holds it as a reservation. It first adds the reservation (learning what the
-user's other runs hold), then reads the balance, and backs out if
-`balance - others < estimate`. Settlement commits the charge to the database *before* it
-drops the reservation. With that order a concurrent admission can count a finishing run
-twice (its reservation and its charge) but never zero times, so N concurrent runs cannot
-overdraw a balance by more than what runs use beyond their own estimate.
+Each run gets a `RunBudget` (budget.py), which admits every model call against the
+balance and holds its worst case as a reservation. Settlement commits the run's charge
+to the database *before* it drops the reservation. With that order a concurrent
+admission can count a finishing run twice (its reservation and its charge) but never
+zero times, and since no call is charged more than it held, concurrent runs cannot
+take a balance below zero.
 
 Settlement writes one transaction per model call and the balance change in the same
 database transaction, exactly once per run; concurrent settles share commits
 (ledger.py). A crash mid-run writes nothing and its reservation expires with the run
 deadline.
 
-The hot path costs one indexed balance read and one reservation round trip; the only
-write is the settle. A balance row is created (`start_balance`) the first time a user
-is seen, and auto-refill is applied when due, both on that same read.
+The hot path costs one indexed balance read and one reservation round trip per model
+call; the only write is the settle. A balance row is created (`start_balance`) the first
+time a user is seen, and auto-refill is applied when due, both on that same read.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, replace
 from datetime import UTC, timedelta
 from functools import partial
 from typing import Any
 
-from agenthost import ids
 from agenthost.auth.principal import Principal
+from agenthost.billing.budget import RunBudget
 from agenthost.billing.ledger import LedgerWriter, SettleDeferred
 from agenthost.billing.pricing import PriceBook, cost
-from agenthost.billing.reservations import MemoryReservations, Reservation, ReservationStore
+from agenthost.billing.reservations import MemoryReservations, ReservationStore
 from agenthost.conversation import AgentSpec
-from agenthost.errors import InsufficientBalance
-from agenthost.events import StepFinished, Usage
+from agenthost.events import StepFinished
 from agenthost.settings import BalanceSettings, parse_duration
 from agenthost.single_flight import SingleFlight
 from agenthost.storage.database import Database
@@ -47,18 +45,6 @@ log = logging.getLogger(__name__)
 # balance read can be reused briefly; only out-of-process changes (CLI grants, refills)
 # wait this long to be seen. With shared reservations every admission reads the database.
 BALANCE_CACHE_SECONDS = 2.0
-
-
-@dataclass(slots=True)
-class Admission:
-    """A run let in: what it reserved, and its prompt estimate for usage-less calls."""
-
-    principal: Principal
-    agent: AgentSpec
-    reserved: int
-    prompt_tokens: int
-    reservation: Reservation | None = None
-    settled: bool = False
 
 
 async def open_balance(db: Database, user_id: str, settings: BalanceSettings) -> int:
@@ -108,8 +94,8 @@ class Meter:
         self._db = db
         self._settings = settings
         self.prices = prices
-        self._reservations = reservations
-        self._reservation_seconds = reservation_seconds
+        self.reservations = reservations
+        self.reservation_seconds = reservation_seconds
         self._ledger = LedgerWriter(db)
         self._cache_balances = isinstance(reservations, MemoryReservations)
         self._balances: dict[str, tuple[float, int]] = {}
@@ -120,41 +106,15 @@ class Meter:
         return self._settings.enabled
 
     @property
-    def output_reserve_tokens(self) -> int:
-        return self._settings.output_reserve_tokens
+    def min_output_tokens(self) -> int:
+        return self._settings.min_output_tokens
 
-    def estimate(self, agent: AgentSpec, prompt_tokens: int, max_output: int | None) -> int:
-        """Credits for the prompt and the output reserve (`max_output_tokens` if set)."""
-        rates = self.prices.rates_for(agent.model)
-        output = max_output or self._settings.output_reserve_tokens
-        return cost(Usage(input_tokens=prompt_tokens, output_tokens=output), rates)
+    def budget(self, principal: Principal, agent: AgentSpec) -> RunBudget:
+        """The spending of one run (admits and settles each of its model calls)."""
+        return RunBudget(self, principal, agent)
 
-    async def admit(
-        self, principal: Principal, agent: AgentSpec, prompt_tokens: int, max_output: int | None
-    ) -> Admission:
-        """Reserve the run's estimate, or raise `InsufficientBalance` (reserving nothing)."""
-        if not self.enabled:
-            return Admission(principal, agent, 0, prompt_tokens)
-        needed = self.estimate(agent, prompt_tokens, max_output)
-        reservation, others = await self._reservations.hold(
-            principal.user_id, ids.token(8), needed, self._reservation_seconds
-        )
-        try:
-            credits = await self._credits(principal.user_id)
-        except BaseException:
-            await self._reservations.release(reservation)
-            raise
-        available = credits - others
-        if available < max(needed, 1):
-            await self._reservations.release(reservation)
-            raise InsufficientBalance(
-                f"Your balance ({credits} credits, {max(available, 0)} not held by running "
-                f"requests) cannot cover this request (estimated {needed} credits).",
-                code="insufficient_balance",
-            )
-        return Admission(principal, agent, needed, prompt_tokens, reservation)
-
-    async def _credits(self, user_id: str) -> int:
+    async def credits(self, user_id: str) -> int:
+        """The user's balance (briefly cached with in-process reservations)."""
         if not self._cache_balances:
             return await open_balance(self._db, user_id, self._settings)
         hit = self._balances.get(user_id)
@@ -178,26 +138,24 @@ class Meter:
         """Drop a cached balance (an in-process grant changed it)."""
         self._balances.pop(user_id, None)
 
-    async def settle(
-        self, admission: Admission, steps: list[StepFinished], request_id: str
-    ) -> None:
+    async def settle(self, budget: RunBudget, steps: list[StepFinished], request_id: str) -> None:
         """Charge each model call once, then drop the reservation. Safe to call twice."""
-        if admission.settled:
+        if budget.settled:
             return
-        admission.settled = True
-        user_id = admission.principal.user_id
+        budget.settled = True
+        user_id = budget.user_id
 
         async def written(credits: int | None) -> None:
             # The reservation is held until the charge is in the database.
             if credits is not None:
                 self._remember(user_id, credits)
-            if admission.reservation is not None:
-                await self._reservations.release(admission.reservation)
+            if budget.reservation is not None:
+                await self.reservations.release(budget.reservation)
 
         if not steps:
             await written(None)
             return
-        rows = [self._transaction(admission, step, request_id) for step in steps]
+        rows = [self._transaction(budget, step, request_id) for step in steps]
         try:
             await self._ledger.write(user_id, rows, charge=self.enabled, after=written)
         except SettleDeferred:
@@ -211,19 +169,17 @@ class Meter:
         await self._ledger.aclose()
 
     def _transaction(
-        self, admission: Admission, step: StepFinished, request_id: str
+        self, budget: RunBudget, step: StepFinished, request_id: str
     ) -> dict[str, Any]:
+        # Priced at the model the call asked for (never a model name the upstream reports),
+        # with the usage the budget validated: the same figures its hold covered.
         rates = self.prices.rates_for(step.model)
         usage = step.usage
-        if usage.input_tokens == 0 and usage.output_tokens > 0:
-            # The upstream reported no usage (abandoned or usage-less stream): the prompt
-            # was still read, so charge its local estimate.
-            usage = replace(usage, input_tokens=admission.prompt_tokens)
         return {
-            "user_id": admission.principal.user_id,
+            "user_id": budget.user_id,
             "kind": "usage",
-            "api_key_id": admission.principal.key_id,
-            "agent_id": admission.agent.id,
+            "api_key_id": budget.principal.key_id,
+            "agent_id": budget.agent.id,
             "request_id": request_id,
             "model": step.model,
             "input_tokens": usage.input_tokens,

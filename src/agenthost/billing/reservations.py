@@ -1,8 +1,9 @@
 """Credits held by runs in flight, so concurrent runs cannot spend the same balance twice.
 
-A reservation is (user, id, credits, expiry). `hold` adds one and returns what the user's
-*other* live reservations add up to; expired ones (a worker that crashed mid-run) are
-dropped on the way. In Redis this is one Lua script per user hash, shared by every
+A reservation is (user, id, credits, expiry). `hold` adds one (or replaces the amount of
+the one with the same id: a run holds more, or less, as it goes) and returns what the
+user's *other* live reservations add up to; expired ones (a worker that crashed mid-run)
+are dropped on the way. In Redis this is one Lua script per user hash, shared by every
 worker; without Redis it is a dict in this process (one worker only).
 """
 
@@ -55,6 +56,7 @@ class MemoryReservations(ReservationStore):
         for key, (_, expiry) in list(held.items()):
             if expiry <= now:
                 del held[key]
+        held.pop(reservation_id, None)
         others = sum(amount for amount, _ in held.values())
         held[reservation_id] = (credits, now + ttl_seconds)
         return Reservation(user_id, reservation_id, credits, self), others
@@ -76,6 +78,8 @@ for _, old in ipairs(expired) do redis.call('HDEL', KEYS[1], old) end
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
 local others = 0
 for _, value in ipairs(redis.call('HVALS', KEYS[1])) do others = others + tonumber(value) end
+local mine = redis.call('HGET', KEYS[1], id)
+if mine then others = others - tonumber(mine) end
 redis.call('HSET', KEYS[1], id, amount)
 redis.call('ZADD', KEYS[2], now + ttl, id)
 -- keep the keys as long as their longest-lived reservation

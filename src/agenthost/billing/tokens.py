@@ -1,43 +1,65 @@
-"""Offline token estimates for admission, without any tokenizer files.
+"""Prompt token counts without any tokenizer files: a hard bound and an estimate.
 
-The real BPE tokenizers (tiktoken, the Anthropic tokenizer) need data that cannot be
-downloaded here, and loading one on the hot path would cost more than the check it
-guards. Admission only needs an upper estimate, so text is split the way byte-level
-BPE pre-tokenizers split it and every piece is charged pessimistically:
+The real tokenizers (tiktoken's BPE files, Anthropic's, Gemini's) cannot be loaded here,
+and the prompt is counted before the upstream says anything, so each model call gets two
+numbers:
 
-- a run of ASCII letters: one token per started 4 letters (common English words are one
-  BPE token, so prose is over-counted by about a third);
-- digits: one token each (Llama-style vocabularies split them; OpenAI's group three);
-- every other visible ASCII character (punctuation, brackets, operators): one token;
-- a non-ASCII character: its UTF-8 length (accented letters 2, CJK 3, emoji 4), as
-  byte-level vocabularies with few merges for a script split it into bytes;
-- whitespace: free before words, one token before a number, one per newline run.
-
-Checked against a 49k-vocabulary byte-level BPE (SmolLM2's, less efficient than
-OpenAI's o200k) on English prose, Python, JSON and Chinese: the estimate was at or above
-the real count in every sample. Billing itself always uses the usage the upstream
-reports; this estimate only decides admission (and charges an abandoned stream whose
-upstream never reported usage).
+- **bound**: what no tokenizer can exceed. Every token covers at least one byte of the
+  text's UTF-8 form (byte-level BPE, and SentencePiece with byte fallback, alike), so the
+  UTF-8 length plus the markers chat templates add (`MESSAGE_OVERHEAD` per message,
+  `TOOLS_OVERHEAD` once when tools are offered, for the tool-use prompt some upstreams add)
+  is an upper bound. Admission reserves at the bound, and an upstream that reports more
+  input than the bound is clamped to it. Images count `IMAGE_TOKENS` each (OpenAI's
+  tiled high-detail maximum for a 2048×768 image is 1,445; Anthropic's ~1,600), files
+  and audio their base64 length (at least their decoded byte count), a file given only by
+  URL or id `FILE_TOKENS`.
+- **estimate**: a calibrated guess, charged when an upstream reports no usable usage (a
+  stream abandoned before its usage arrived, or usage that is missing or unreadable). Text
+  is split the way byte-level BPE pre-tokenizers split it: a run of ASCII letters costs
+  one token per started 4 letters, a digit one, any other visible ASCII character one, a
+  non-ASCII character its UTF-8 length, and whitespace one token per started 4 characters
+  beyond a single space or tab before a word (and its UTF-8 length when not ASCII). The
+  estimate never exceeds the bound.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 import orjson
 
-from agenthost.conversation import AgentSpec, RunRequest
-
-# One alternative per kind of piece; the group that matched says how to charge it.
-_PIECES = re.compile(
-    r"(?P<letters>[A-Za-z]+)|(?P<digits>[0-9]+)|(?P<newlines>\n+)|(?P<numspace>[ \t]+(?=[0-9]))"
-    r"|(?P<space>\s+)|(?P<symbol>[\x21-\x7e])|(?P<other>[^\x00-\x7f])"
+from agenthost.conversation import (
+    AudioPart,
+    FilePart,
+    ImagePart,
+    Message,
+    ModelRequest,
+    ResponseFormat,
+    TextPart,
+    ToolSpec,
 )
-MESSAGE_OVERHEAD = 4  # role and separators that chat templates add around each message
+
+MESSAGE_OVERHEAD = 8  # role markers and separators around each message
+TOOL_OVERHEAD = 16  # the wrapping of each tool definition
+TOOLS_OVERHEAD = 600  # the tool-use instructions some upstreams add when tools are offered
+IMAGE_TOKENS = 1_600
+FILE_TOKENS = 32_000
+REPLY_OVERHEAD = 8  # the assistant turn's opening markers
+
+_PIECES = re.compile(
+    r"(?P<letters>[A-Za-z]+)|(?P<digits>[0-9]+)|(?P<ascii_space>[ \t\n\r\f\v]+)"
+    r"|(?P<symbol>[\x21-\x7e])|(?P<other>[^\x00-\x7f])|(?P<control>[\x00-\x1f\x7f])"
+)
 
 
-def count_text(text: str) -> int:
-    """An upper estimate of the BPE tokens of `text`."""
+def text_bound(text: str) -> int:
+    """The most tokens any tokenizer can make of `text`: its UTF-8 length."""
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+
+
+def text_estimate(text: str) -> int:
+    """A calibrated estimate of the BPE tokens of `text` (at most `text_bound`)."""
     tokens = 0
     for match in _PIECES.finditer(text):
         kind, piece = match.lastgroup, match.group()
@@ -45,22 +67,110 @@ def count_text(text: str) -> int:
             tokens += -(-len(piece) // 4)
         elif kind == "digits":
             tokens += len(piece)
-        elif kind in ("newlines", "numspace", "symbol"):
-            tokens += 1
+        elif kind == "ascii_space":
+            if piece not in (" ", "\t"):
+                tokens += -(-len(piece) // 4)
         elif kind == "other":
-            tokens += len(piece.encode())
+            tokens += len(piece.encode("utf-8", "surrogatepass"))
+        else:
+            tokens += 1
     return tokens
 
 
-def count_prompt(agent: AgentSpec, request: RunRequest) -> int:
-    """An upper estimate of the prompt tokens of a run's first model call."""
-    tokens = count_text(agent.instructions) + count_text(request.instructions or "")
-    for message in request.messages:
-        tokens += MESSAGE_OVERHEAD + count_text(message.text())
-        for call in message.tool_calls:
-            tokens += MESSAGE_OVERHEAD + count_text(call.name) + count_text(call.arguments)
-    for tool in request.tools:
-        schema = orjson.dumps(tool.parameters).decode() if tool.parameters else ""
-        described = f"{tool.name} {tool.description or ''} {schema}"
-        tokens += MESSAGE_OVERHEAD + count_text(described)
-    return tokens + MESSAGE_OVERHEAD
+@dataclass(slots=True, frozen=True)
+class PromptSize:
+    """A prompt's token bound and estimate (`estimate <= bound`)."""
+
+    bound: int
+    estimate: int
+
+
+class _Tally:
+    """Adds up both counts over the pieces of a prompt."""
+
+    __slots__ = ("bound", "estimate")
+
+    def __init__(self) -> None:
+        self.bound = 0
+        self.estimate = 0
+
+    def text(self, text: str | None) -> None:
+        if text:
+            self.bound += text_bound(text)
+            self.estimate += text_estimate(text)
+
+    def fixed(self, tokens: int) -> None:
+        self.bound += tokens
+        self.estimate += tokens
+
+    def size(self) -> PromptSize:
+        return PromptSize(self.bound, min(self.estimate, self.bound))
+
+
+def _add_message(tally: _Tally, message: Message) -> None:
+    tally.fixed(MESSAGE_OVERHEAD)
+    tally.text(message.name)
+    tally.text(message.reasoning)
+    tally.text(message.tool_call_id)
+    for part in message.content:
+        if isinstance(part, TextPart):
+            tally.text(part.text)
+        elif isinstance(part, ImagePart):
+            tally.fixed(IMAGE_TOKENS)
+        elif isinstance(part, FilePart):
+            if part.file_data:
+                tally.fixed(len(part.file_data))
+            else:
+                tally.fixed(FILE_TOKENS)
+            tally.text(part.filename)
+        elif isinstance(part, AudioPart):
+            tally.fixed(len(part.data))
+    for call in message.tool_calls:
+        tally.fixed(MESSAGE_OVERHEAD)
+        tally.text(call.id)
+        tally.text(call.name)
+        tally.text(call.arguments)
+
+
+def _json_text(value: object) -> str:
+    return orjson.dumps(value).decode() if value else ""
+
+
+def _add_tools(tally: _Tally, tools: list[ToolSpec]) -> None:
+    if not tools:
+        return
+    tally.fixed(TOOLS_OVERHEAD)
+    for tool in tools:
+        tally.fixed(TOOL_OVERHEAD)
+        tally.text(tool.name)
+        tally.text(tool.description)
+        tally.text(_json_text(tool.parameters))
+
+
+def _add_format(tally: _Tally, response_format: ResponseFormat | None) -> None:
+    if response_format is not None and response_format.type != "text":
+        tally.fixed(MESSAGE_OVERHEAD)
+        tally.text(response_format.name)
+        tally.text(response_format.description)
+        tally.text(_json_text(response_format.schema))
+
+
+def prompt_size(call: ModelRequest) -> PromptSize:
+    """Bound and estimate of the input tokens of one model call, as it will be sent."""
+    tally = _Tally()
+    for message in call.messages:
+        _add_message(tally, message)
+    _add_tools(tally, call.tools)
+    _add_format(tally, call.response_format)
+    tally.fixed(REPLY_OVERHEAD)
+    return tally.size()
+
+
+def messages_size(messages: list[Message], tools: list[ToolSpec]) -> PromptSize:
+    """The same for a request before its model call is built (rate-limit accounting)."""
+    tally = _Tally()
+    for message in messages:
+        _add_message(tally, message)
+    _add_tools(tally, tools)
+    tally.fixed(REPLY_OVERHEAD)
+    return tally.size()

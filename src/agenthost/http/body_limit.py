@@ -6,7 +6,7 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agenthost.errors import RequestTooLarge
-from agenthost.http.errors import error_payload
+from agenthost.protocols.errors import error_payload
 
 
 class BodyLimit:

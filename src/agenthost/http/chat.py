@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
 
 from fastapi import APIRouter, Request
@@ -13,15 +13,15 @@ from starlette.responses import Response
 from agenthost import ids
 from agenthost.errors import AgentHostError
 from agenthost.events import RunFinished
-from agenthost.http import url_guard
 from agenthost.http.deps import authenticated
-from agenthost.http.errors import describe, error_payload, validation_error
 from agenthost.http.openapi import request_body, stream_or_json_responses
-from agenthost.http.responses import json_response, sse_response
-from agenthost.http.run import Execution, until_disconnect
+from agenthost.http.streaming import coalesced, json_response, sse_response, until_disconnect
 from agenthost.protocols import sse
 from agenthost.protocols.chat_completions import decode, wire
 from agenthost.protocols.chat_completions.encode import ChunkEncoder, CompletionBuilder
+from agenthost.protocols.errors import describe_any, invalid_body
+from agenthost.runs import url_guard
+from agenthost.runs.execution import Execution
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -45,7 +45,7 @@ async def create_chat_completion(request: Request) -> Response:
     try:
         body = wire.ChatCompletionRequest.model_validate_json(await request.body())
     except ValidationError as exc:
-        return validation_error(exc)
+        raise invalid_body(exc) from None
     agent = await services.access.resolve(principal, body.model)
     await url_guard.check_chat(body)
     run_request = decode.decode(body)
@@ -55,7 +55,8 @@ async def create_chat_completion(request: Request) -> Response:
         await until_disconnect(request, execution.start())
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         encoder = ChunkEncoder(execution.request_id, body.model, include_usage)
-        return sse_response(_frames(execution, encoder), execution.headers)
+        frames = coalesced(_frames(execution, encoder), execution.state)
+        return sse_response(frames, execution.headers)
     completion = await until_disconnect(request, _complete(execution, body.model))
     return json_response(completion, headers=execution.headers)
 
@@ -71,23 +72,15 @@ async def _complete(execution: Execution, model: str) -> dict[str, object]:
     raise AssertionError("a run always ends with RunFinished")
 
 
-async def _frames(execution: Execution, encoder: ChunkEncoder) -> AsyncIterator[bytes]:
+async def _frames(execution: Execution, encoder: ChunkEncoder) -> AsyncGenerator[bytes, None]:
     yield sse.data_frame(encoder.first())
-    state = execution.state
-    held: list[bytes] = []  # frames of events that arrived together: one write
     try:
         async with aclosing(execution.events()) as events:
             async for event in events:
-                held.extend(sse.data_frame(chunk) for chunk in encoder.encode(event))
-                if held and not state.ready_events:
-                    yield b"".join(held)
-                    held.clear()
-        if held:
-            yield b"".join(held)
-    except AgentHostError as exc:
-        yield b"".join([*held, sse.data_frame(describe(exc)[1])])
-    except Exception:
-        log.exception("chat stream failed")
-        error = error_payload("Internal server error.", "server_error", "internal_error")
-        yield b"".join([*held, sse.data_frame(error)])
+                for chunk in encoder.encode(event):
+                    yield sse.data_frame(chunk)
+    except Exception as exc:
+        if not isinstance(exc, AgentHostError):
+            log.exception("chat stream failed")
+        yield sse.data_frame(describe_any(exc)[1])
     yield sse.DONE

@@ -1,4 +1,5 @@
-"""The one place where exceptions become HTTP responses, in OpenAI's error shape:
+"""The one place where exceptions become HTTP responses, in the one error shape
+(`protocols/errors.py` builds the bodies):
 
 {"error": {"message": str, "type": str, "param": str | null, "code": str | null}}
 """
@@ -19,24 +20,9 @@ from starlette.responses import Response
 from starlette.routing import Match
 
 from agenthost import errors
+from agenthost.protocols.errors import describe, error_payload, internal_error, invalid_body
 
 log = logging.getLogger(__name__)
-
-# (exception class, HTTP status, error type); the first matching class wins.
-_MAPPING: list[tuple[type[errors.AgentHostError], int, str]] = [
-    (errors.RequestTooLarge, 413, "invalid_request_error"),
-    (errors.InvalidRequest, 400, "invalid_request_error"),
-    (errors.AuthenticationFailed, 401, "authentication_error"),
-    (errors.InsufficientBalance, 402, "insufficient_quota"),
-    (errors.PermissionDenied, 403, "permission_error"),
-    (errors.NotFound, 404, "not_found_error"),
-    (errors.RateLimited, 429, "rate_limit_error"),
-    (errors.UpstreamTimeout, 504, "upstream_error"),
-    (errors.UpstreamUnavailable, 503, "upstream_error"),
-    (errors.ProviderError, 502, "upstream_error"),
-    (errors.RunError, 502, "upstream_error"),
-]
-
 
 _NULLABLE_STRING = {"anyOf": [{"type": "string"}, {"type": "null"}]}
 ERROR_SCHEMA: dict[str, Any] = {
@@ -75,20 +61,6 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def error_payload(
-    message: str, type_: str, code: str | None = None, param: str | None = None
-) -> dict[str, Any]:
-    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
-
-
-def describe(exc: errors.AgentHostError) -> tuple[int, dict[str, Any]]:
-    """Status and body for a domain error (also used for in-stream error events)."""
-    for cls, status, type_ in _MAPPING:
-        if isinstance(exc, cls):
-            return status, error_payload(exc.message, type_, exc.code, exc.param)
-    return 500, error_payload("Internal server error.", "server_error", "internal_error")
-
-
 def json_error(
     status: int, payload: dict[str, Any], headers: dict[str, str] | None = None
 ) -> Response:
@@ -104,28 +76,8 @@ def _domain_error(_: Request, exc: Exception) -> Response:
     return json_error(status, payload, headers)
 
 
-def _param(loc: tuple[Any, ...]) -> str | None:
-    parts = [str(p) for p in loc if p not in ("body",)]
-    out = ""
-    for part in parts:
-        out += f"[{part}]" if part.isdigit() else (f".{part}" if out else part)
-    return out or None
-
-
 def validation_error(exc: ValidationError | RequestValidationError) -> Response:
-    first = exc.errors()[0]
-    if first.get("type") == "json_invalid":
-        message = "We could not parse the JSON body of your request."
-        return json_error(400, error_payload(message, "invalid_request_error", "invalid_json"))
-    param = _param(tuple(first.get("loc", ())))
-    code = "unknown_parameter" if first.get("type") == "extra_forbidden" else "invalid_value"
-    if code == "unknown_parameter":
-        message = f"Unrecognized request argument supplied: {param}"
-    elif param is None:
-        message = f"Invalid request body: {first.get('msg')}"
-    else:
-        message = f"Invalid value for '{param}': {first.get('msg')}"
-    return json_error(400, error_payload(message, "invalid_request_error", code, param))
+    return json_error(*describe(invalid_body(exc.errors())))
 
 
 def _request_validation(_: Request, exc: Exception) -> Response:
@@ -172,9 +124,7 @@ def _http_error(request: Request, exc: Exception) -> Response:
 
 def _unexpected(_: Request, exc: Exception) -> Response:
     log.exception("unhandled error", exc_info=exc)
-    return json_error(
-        500, error_payload("Internal server error.", "server_error", "internal_error")
-    )
+    return json_error(500, internal_error())
 
 
 # A database that cannot be reached (down, refusing connections, locked past the busy

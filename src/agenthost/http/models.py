@@ -10,7 +10,7 @@ from starlette.responses import Response
 from agenthost.conversation import AgentSpec
 from agenthost.http.deps import PrincipalDep, ServicesDep
 from agenthost.http.errors import ERROR_RESPONSES
-from agenthost.http.responses import json_response
+from agenthost.http.streaming import json_response
 
 router = APIRouter()
 

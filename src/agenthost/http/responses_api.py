@@ -1,12 +1,13 @@
 """Open Responses over HTTP: create (JSON or SSE, foreground or background), retrieve,
 delete, list input items, cancel, compact. Every stored response is visible to its owner
-only; anyone else gets the same 404 as for an id that never existed.
+only, and to a key limited to some agents only when made through one of them; anyone
+else gets the same 404 as for an id that never existed.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from typing import Annotated, Any, Literal
 
@@ -18,7 +19,6 @@ from agenthost import ids
 from agenthost.auth.principal import Principal
 from agenthost.errors import InvalidRequest, NotFound
 from agenthost.events import Usage
-from agenthost.http import responses_flow as flow
 from agenthost.http import responses_ws
 from agenthost.http.deps import PrincipalDep, ServicesDep, authenticated
 from agenthost.http.openapi import (
@@ -27,11 +27,14 @@ from agenthost.http.openapi import (
     request_body,
     stream_or_json_responses,
 )
-from agenthost.http.responses import json_response, sse_response
-from agenthost.http.run import until_disconnect
+from agenthost.http.streaming import coalesced, json_response, sse_response, until_disconnect
 from agenthost.protocols import sse
+from agenthost.protocols.errors import invalid_body
 from agenthost.protocols.responses import decode, wire
 from agenthost.protocols.responses.encode import usage_object
+from agenthost.runs import history
+from agenthost.runs import turn as flow
+from agenthost.runs.background import run_in_background
 from agenthost.services import Services
 from agenthost.storage.models import StoredResponse
 from agenthost.storage.repositories import responses as repo
@@ -48,7 +51,9 @@ def response_not_found(response_id: str) -> NotFound:
 
 async def _owned(services: Services, principal: Principal, response_id: str) -> StoredResponse:
     async with services.db.session() as session:
-        row = await repo.get_owned(session, response_id, principal.user_id)
+        row = await repo.get_owned(
+            session, response_id, principal.user_id, principal.agent_scope
+        )
     if row is None:
         raise response_not_found(response_id)
     return row
@@ -71,14 +76,14 @@ async def create_response(request: Request) -> Response:
     try:
         body = wire.CreateResponseRequest.model_validate_json(await request.body())
     except ValidationError as exc:
-        raise flow.invalid_body(exc) from None
+        raise invalid_body(exc) from None
     if body.background:
         return await _background(services, principal, body)
     turn = await flow.prepare(services, principal, body)
     if body.stream:
         # Failures before the first token are plain HTTP errors, not a 200 stream.
         await until_disconnect(request, flow.begin(turn))
-        return sse_response(_frames(turn))
+        return sse_response(coalesced(_frames(turn), turn.execution.state))
     return json_response(await until_disconnect(request, _complete(turn)))
 
 
@@ -88,17 +93,11 @@ async def _complete(turn: flow.Turn) -> dict[str, Any]:
     return await flow.final_response(turn)
 
 
-async def _frames(turn: flow.Turn) -> AsyncIterator[bytes]:
-    state = turn.execution.state
-    held: list[bytes] = []  # frames of events that arrived together: one write
+async def _frames(turn: flow.Turn) -> AsyncGenerator[bytes, None]:
     async with aclosing(turn.events()) as events:
         async for event in events:
-            held.append(sse.event_frame(event["type"], event))
-            if not state.ready_events:
-                yield b"".join(held)
-                held.clear()
-    held.append(sse.DONE)
-    yield b"".join(held)
+            yield sse.event_frame(event["type"], event)
+    yield sse.DONE
 
 
 async def _background(
@@ -114,7 +113,7 @@ async def _background(
         raise InvalidRequest("'background' requires 'store' to be true.", param="store")
     turn = await flow.prepare(services, principal, body)
     await turn.save_new()
-    services.background.start(turn.id, flow.run_in_background(turn))
+    services.background.start(turn.id, run_in_background(turn))
     return json_response(turn.stream.response)
 
 
@@ -233,11 +232,11 @@ async def compact_response(
     try:
         body = wire.CompactRequest.model_validate_json(await request.body())
     except ValidationError as exc:
-        raise flow.invalid_body(exc) from None
+        raise invalid_body(exc) from None
     await services.access.resolve(principal, body.model)
-    history = await flow.load_history(services, principal, body.previous_response_id, None)
-    items = await _compactable(services, principal, body, history)
-    sealed = flow.sealer(services).seal(items, principal.user_id)
+    earlier = await history.load_history(services, principal, body.previous_response_id, None)
+    items = await _compactable(services, principal, body, earlier)
+    sealed = history.sealer(services).seal(items, principal.user_id)
     compaction = {"type": "compaction", "id": ids.prefixed("cmp"), "encrypted_content": sealed}
     return json_response(
         {
@@ -254,14 +253,14 @@ async def _compactable(
     services: Services,
     principal: Principal,
     body: wire.CompactRequest,
-    history: list[dict[str, Any]],
+    earlier: list[dict[str, Any]],
 ) -> list[dict[str, Any]]:
     """History and input as flat items: earlier compaction items are opened, not nested."""
     parsed = decode.parse_input(body.input)
-    found = await flow.references(services, principal, parsed, history)
-    opener = flow.sealer(services)
+    found = await history.references(services, principal, parsed, earlier)
+    opener = history.sealer(services)
     items: list[dict[str, Any]] = []
-    for n, item in enumerate(history + decode.normalise(parsed, found)):
+    for n, item in enumerate(earlier + decode.normalise(parsed, found)):
         if item.get("type") == "compaction":
             inner = opener.open(item["encrypted_content"], principal.user_id, f"input[{n}]")
             items.extend(decode.normalise(wire.ITEMS.validate_python(inner), {}))

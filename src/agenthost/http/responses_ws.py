@@ -27,9 +27,11 @@ from starlette.websockets import WebSocketState
 
 from agenthost.auth.principal import Principal
 from agenthost.errors import AgentHostError, InvalidRequest
-from agenthost.http import responses_flow as flow
-from agenthost.http.errors import describe, error_payload, json_error
+from agenthost.http.errors import json_error
+from agenthost.protocols.errors import describe, error_payload, internal_error, invalid_body
 from agenthost.protocols.responses import wire
+from agenthost.runs import turn as flow
+from agenthost.runs.history import LocalHistory
 from agenthost.services import Services
 
 log = logging.getLogger(__name__)
@@ -93,7 +95,7 @@ class Connection:
         self.websocket = websocket
         self.services = services
         self.principal = principal
-        self.local = flow.LocalHistory()
+        self.local = LocalHistory()
         self.pending: collections.deque[Message] = collections.deque()
 
     async def send(self, event: dict[str, Any]) -> None:
@@ -107,7 +109,7 @@ class Connection:
             turn.decoded.run.streamed = True  # its events go out as they come
             await flow.begin(turn)
         except ValidationError as exc:
-            await self.send(_domain_error_event(flow.invalid_body(exc)))
+            await self.send(_domain_error_event(invalid_body(exc)))
             return
         except AgentHostError as exc:
             self._forget_failed(body, exc)
@@ -202,6 +204,5 @@ async def responses_socket(websocket: WebSocket) -> None:
     except Exception:
         log.exception("websocket connection failed")
         if websocket.application_state == WebSocketState.CONNECTED:
-            payload = error_payload("Internal server error.", "server_error", "internal_error")
-            await connection.send(_error_event(500, payload))
+            await connection.send(_error_event(500, internal_error()))
             await websocket.close(code=1011)

@@ -11,7 +11,7 @@ from agenthost.billing.meter import open_balance
 from agenthost.billing.pricing import CREDITS_PER_USD
 from agenthost.http.deps import PrincipalDep, ServicesDep
 from agenthost.http.openapi import json_responses
-from agenthost.http.responses import json_response
+from agenthost.http.streaming import json_response
 from agenthost.storage.repositories import usage
 
 router = APIRouter()

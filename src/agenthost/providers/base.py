@@ -28,6 +28,10 @@ class Provider(ABC):
     # True when `stream` bounds every wait by `ModelRequest.deadline` itself; otherwise
     # the runtime puts a timer around each event.
     bounds_waits = False
+    # The output cap sent when neither the request nor the agent sets one (every upstream
+    # call carries a cap: billing reserves exactly it). `max_output_tokens` in the
+    # provider's settings replaces it.
+    default_max_output_tokens = 4096
 
     def __init__(self, name: str) -> None:
         self.name = name

@@ -12,6 +12,7 @@ included.
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 import urllib.request
 from collections.abc import AsyncGenerator, AsyncIterator
@@ -65,6 +66,8 @@ _MAX_DETAIL = 500
 # Enough pooled connections for hundreds of concurrent streams per upstream.
 _MAX_CONNECTIONS = 1024
 _KEEPALIVE_SECONDS = 30.0
+
+log = logging.getLogger(__name__)
 
 
 # --- request: ModelRequest → wire body ------------------------------------------------
@@ -254,9 +257,11 @@ class _StreamState:
         if choices:
             self._choice(choices[0], out)
         usage = data.get("usage")
-        if usage:
+        if isinstance(usage, dict) and usage:
             # Some servers repeat cumulative usage on every chunk: keep the last.
             self.usage = usage
+        elif usage:
+            log.warning("upstream defect: %s sent usage that is not an object", self.model)
             self.model = data.get("model") or self.model
         elif self.model is None:
             self.model = data.get("model")
@@ -322,12 +327,21 @@ class _StreamState:
         out.append(Finish(reason))
 
 
+def _as_reported(raw: dict[str, Any], key: str) -> Any:
+    """The value as the upstream sent it, None when missing: the run's budget validates
+    usage (a missing or unreadable count is charged at its estimate)."""
+    return raw.get(key)
+
+
 def _usage(raw: dict[str, Any]) -> Usage:
-    prompt = raw.get("prompt_tokens_details") or {}
-    completion = raw.get("completion_tokens_details") or {}
+    # Values pass as they came: the run's budget validates and clamps them.
+    prompt = raw.get("prompt_tokens_details")
+    completion = raw.get("completion_tokens_details")
+    prompt = prompt if isinstance(prompt, dict) else {}
+    completion = completion if isinstance(completion, dict) else {}
     return Usage(
-        input_tokens=raw.get("prompt_tokens") or 0,
-        output_tokens=raw.get("completion_tokens") or 0,
+        input_tokens=_as_reported(raw, "prompt_tokens"),
+        output_tokens=_as_reported(raw, "completion_tokens"),
         cache_read_tokens=prompt.get("cached_tokens") or 0,
         cache_write_tokens=prompt.get("cache_write_tokens") or 0,
         reasoning_tokens=completion.get("reasoning_tokens") or 0,

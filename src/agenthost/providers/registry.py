@@ -28,5 +28,12 @@ def build_provider(name: str, config: ProviderSettings) -> Provider:
     raise ConfigError(f"config error: providers.{name}.type: unknown type {config.type!r}")
 
 
+def _configured(name: str, config: ProviderSettings) -> Provider:
+    provider = build_provider(name, config)
+    if config.max_output_tokens is not None:
+        provider.default_max_output_tokens = config.max_output_tokens
+    return provider
+
+
 def build_providers(configs: dict[str, ProviderSettings]) -> dict[str, Provider]:
-    return {name: build_provider(name, cfg) for name, cfg in configs.items()}
+    return {name: _configured(name, cfg) for name, cfg in configs.items()}

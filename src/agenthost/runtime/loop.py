@@ -6,8 +6,10 @@ reported as `ServerTool*` events, never as calls for the caller. A model step th
 both kinds runs its server calls (their events are emitted, so a stored response keeps
 them) and then ends the run with the caller's calls. Limits (steps, deadline, argument
 bytes, `max_tool_calls`) end the run as `incomplete` with a reason; nothing waits forever.
-`RunState` records usage as it arrives so the caller can settle the ledger even when the
-client goes away mid-run.
+Before each model call the run's budget admits it (lowering its output cap to what the
+caller can pay, or refusing it); after it, the budget validates the usage the upstream
+reported. `RunState` records that usage as it arrives so the caller can settle the ledger
+even when the client goes away mid-run.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from agenthost.events import (
 )
 from agenthost.providers.base import Provider
 from agenthost.runtime import structured
+from agenthost.runtime.budget import CallBudget, Unmetered
 from agenthost.runtime.context import initial_messages, model_request
 from agenthost.runtime.limits import limits_for
 from agenthost.runtime.steps import (
@@ -59,7 +62,9 @@ from agenthost.runtime.steps import (
 from agenthost.runtime.tools import Caller, NoServerTools, ServerTool, ServerTools, ToolResult
 from agenthost.settings import RunLimits
 
-CHARS_PER_TOKEN = 4  # a documented estimate, used only when an upstream reports no usage
+# An upstream that streams more than this many characters per token of the output cap
+# it was sent ignores the cap: its call is ended (no real token is this long on average).
+MAX_CHARS_PER_CAPPED_TOKEN = 32
 
 
 @dataclass(slots=True)
@@ -69,6 +74,7 @@ class RunState:
     steps: list[StepFinished] = field(default_factory=list)
     pending_output_chars: int = 0  # text of the current model call, before its usage arrives
     model: str = ""
+    budget: CallBudget = field(default_factory=Unmetered)
     # Events of the current upstream read still to be yielded, all already in memory: a
     # consumer may hold its output until this is 0 and write it at once (fewer writes
     # under load). Never counts an event that waits on I/O.
@@ -81,15 +87,11 @@ class RunState:
             total.add(step.usage)
         return total
 
-    def estimated_output(self) -> Usage:
-        """Output of the current model call estimated from its text (no usage reported)."""
-        return Usage(output_tokens=-(-self.pending_output_chars // CHARS_PER_TOKEN))
-
     def close_pending(self) -> None:
-        """Record a model call cut off before its usage arrived as an estimated step."""
+        """Record a model call cut off before its usage arrived, at the budget's estimate."""
         if self.pending_output_chars:
-            step = StepFinished(len(self.steps) + 1, self.model, self.estimated_output())
-            self.steps.append(step)
+            usage = self.budget.settle(None, self.pending_output_chars)
+            self.steps.append(StepFinished(len(self.steps) + 1, self.model, usage))
             self.pending_output_chars = 0
 
 
@@ -111,6 +113,8 @@ class _Run:
     def next_call(self) -> ModelRequest:
         tools = offered_tools(self.server, self.request, self.tool_choice)
         call = model_request(self.agent, self.request, self.messages, tools, self.tool_choice)
+        if call.max_output_tokens is None:
+            call.max_output_tokens = self.provider.default_max_output_tokens
         call.deadline = self.deadline
         return call
 
@@ -136,6 +140,12 @@ class AgentRunner:
         close = getattr(self._server_tools, "aclose", None)
         if close is not None:
             await close()
+
+    def output_cap(self, agent: AgentSpec, request: RunRequest) -> int:
+        """The run's effective output cap: the request's capped by the agent's, else the
+        agent's, else the provider's default. Billing may lower it per call."""
+        capped = model_request(agent, request, [], [], ToolChoice()).max_output_tokens
+        return capped or self.provider_for(agent).default_max_output_tokens
 
     def provider_for(self, agent: AgentSpec) -> Provider:
         provider = self._providers.get(agent.provider)
@@ -179,6 +189,7 @@ class AgentRunner:
         run = await self._prepare(agent, request, state, caller)
         for step_no in range(1, run.limits.max_steps + 1):
             call = run.next_call()
+            await state.budget.admit(call)
             step = Step()
             stopped: str | None = None
             try:
@@ -187,7 +198,7 @@ class AgentRunner:
                         yield event
             except LimitReached as limit:
                 stopped = limit.reason
-            yield self._close_step(step_no, run, step)
+            yield self._close_step(step_no, run, call, step)
             if stopped is None:
                 stopped = self._server_call_limit(run, step, step_no)
             if stopped is not None:
@@ -235,6 +246,8 @@ class AgentRunner:
         """Stream one model call; each wait for the upstream is bounded by the run deadline."""
         loop = asyncio.get_running_loop()
         run.state.pending_output_chars = 0
+        run.state.model = call.model
+        most_chars = (call.max_output_tokens or 0) * MAX_CHARS_PER_CAPPED_TOKEN
         server_indexes: set[int] = set()
         # Providers are async generators; the base class only promises an iterator.
         batches = cast(AsyncGenerator[list[ModelEvent], None], run.provider.stream_batches(call))
@@ -256,6 +269,8 @@ class AgentRunner:
                         raise
                     raise UpstreamTimeout(f"upstream {run.provider.name} timed out") from exc
                 visible, stop = self._route_batch(run, batch, server_indexes, step)
+                if stop is None and most_chars and run.state.pending_output_chars > most_chars:
+                    stop = LimitReached("max_output_tokens")
                 for index, event in enumerate(visible):
                     run.state.ready_events = len(visible) - index - 1
                     yield event
@@ -300,9 +315,11 @@ class AgentRunner:
         elif isinstance(event, Finish):
             step.finish = event.reason
 
-    def _close_step(self, step_no: int, run: _Run, step: Step) -> StepFinished:
-        usage = step.usage or run.state.estimated_output()
-        done = StepFinished(step_no, step.model or run.agent.model, usage)
+    def _close_step(self, step_no: int, run: _Run, call: ModelRequest, step: Step) -> StepFinished:
+        # Recorded at the model asked for: an upstream's own model name is not trusted
+        # for pricing.
+        usage = run.state.budget.settle(step.usage, run.state.pending_output_chars)
+        done = StepFinished(step_no, call.model, usage)
         run.state.steps.append(done)
         run.state.pending_output_chars = 0
         return done

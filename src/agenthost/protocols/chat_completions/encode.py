@@ -169,9 +169,3 @@ class CompletionBuilder:
             ],
             "usage": usage_body(done.usage),
         }
-
-
-def error_body(
-    message: str, type_: str, code: str | None, param: str | None = None
-) -> dict[str, Any]:
-    return {"error": {"message": message, "type": type_, "param": param, "code": code}}

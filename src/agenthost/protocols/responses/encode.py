@@ -116,8 +116,10 @@ def response_object(
     body: wire.CreateResponseRequest,
     agent_params: dict[str, Any],
     status: str = "in_progress",
+    max_output_tokens: int | None = None,
 ) -> dict[str, Any]:
-    """The full response object (all 31 fields of the spec) before any output."""
+    """The full response object (all 31 fields of the spec) before any output;
+    `max_output_tokens` is the effective cap (request, agent and provider applied)."""
     reasoning = body.reasoning
     return {
         "id": response_id,
@@ -142,7 +144,7 @@ def response_object(
             {"effort": reasoning.effort, "summary": reasoning.summary} if reasoning else None
         ),
         "usage": None,
-        "max_output_tokens": body.max_output_tokens,
+        "max_output_tokens": max_output_tokens or body.max_output_tokens,
         "max_tool_calls": body.max_tool_calls,
         "store": body.store is not False,
         "background": bool(body.background),

@@ -66,9 +66,21 @@ def create(
     return _INSERT.bind(dialect, row)
 
 
-async def get_owned(session: AsyncSession, response_id: str, user_id: str) -> StoredResponse | None:
+AgentScope = tuple[str, ...] | None  # an API key limited to these agents (None: all)
+
+
+def _in_scope(row: StoredResponse, agent_scope: AgentScope) -> bool:
+    return agent_scope is None or row.agent_id in agent_scope
+
+
+async def get_owned(
+    session: AsyncSession, response_id: str, user_id: str, agent_scope: AgentScope = None
+) -> StoredResponse | None:
+    """The user's response, if made through an agent the caller's key may use."""
     row = await session.get(StoredResponse, response_id)
-    return row if row is not None and row.user_id == user_id else None
+    if row is None or row.user_id != user_id or not _in_scope(row, agent_scope):
+        return None
+    return row
 
 
 def finish(dialect: Dialect, body: dict[str, Any]) -> BoundStatement:
@@ -117,12 +129,18 @@ def own_items(row: StoredResponse) -> list[dict[str, Any]]:
     return list(row.input_items or []) + list(output)
 
 
-async def context_items(session: AsyncSession, row: StoredResponse) -> list[dict[str, Any]]:
-    """Every item of the conversation up to and including `row`, oldest first."""
+async def context_items(
+    session: AsyncSession, row: StoredResponse, agent_scope: AgentScope = None
+) -> list[dict[str, Any]] | None:
+    """Every item of the conversation up to and including `row`, oldest first; None
+    when an earlier link was made through an agent outside `agent_scope` (a scoped key
+    reads nothing another agent produced)."""
     chain = [row]
     seen = {row.id}
     while chain[-1].previous_response_id and len(chain) < MAX_CHAIN:
         parent = await get_owned(session, chain[-1].previous_response_id, row.user_id)
+        if parent is not None and not _in_scope(parent, agent_scope):
+            return None
         if parent is None or parent.id in seen:
             break
         seen.add(parent.id)
@@ -134,14 +152,15 @@ async def context_items(session: AsyncSession, row: StoredResponse) -> list[dict
 
 
 async def find_items(
-    session: AsyncSession, user_id: str, wanted: set[str]
+    session: AsyncSession, user_id: str, wanted: set[str], agent_scope: AgentScope = None
 ) -> dict[str, dict[str, Any]]:
-    """Items with the given ids among the user's most recent stored responses."""
+    """Items with the given ids among the user's most recent stored responses (made
+    through the agents of `agent_scope`, when set)."""
+    query = select(StoredResponse).where(StoredResponse.user_id == user_id)
+    if agent_scope is not None:
+        query = query.where(StoredResponse.agent_id.in_(agent_scope))
     rows = await session.execute(
-        select(StoredResponse)
-        .where(StoredResponse.user_id == user_id)
-        .order_by(StoredResponse.created_at.desc())
-        .limit(REFERENCE_SCAN)
+        query.order_by(StoredResponse.created_at.desc()).limit(REFERENCE_SCAN)
     )
     found: dict[str, dict[str, Any]] = {}
     for row in rows.scalars():

@@ -2,7 +2,7 @@
 
 Tasks are kept by response id so `cancel` can stop one. This registry is per process; a
 cancel that reaches another worker is seen through the stored status, which the running
-task re-reads (see `http/responses_api.py`), so no state must be shared in memory.
+task re-reads (`Turn._cancel_requested`), so no state must be shared in memory.
 """
 
 from __future__ import annotations
@@ -11,7 +11,15 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Coroutine
-from typing import Any
+from contextlib import aclosing
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from agenthost.storage.repositories import responses as repo
+
+if TYPE_CHECKING:
+    from agenthost.runs.turn import Turn
 
 log = logging.getLogger(__name__)
 
@@ -49,3 +57,25 @@ class BackgroundRuns:
     async def close(self) -> None:
         for key in list(self._tasks):
             await self.cancel(key)
+
+
+async def run_in_background(turn: Turn) -> None:
+    """The body of a background task: start, run to the end, store the outcome."""
+    try:
+        await turn.execution.start()
+    except BaseException as exc:
+        with anyio.CancelScope(shield=True):
+            if isinstance(exc, Exception):
+                turn.fail_events(exc)
+            else:
+                turn.stream.abandon("cancelled", turn.execution.state.usage)
+            await turn.save_final()
+        if not isinstance(exc, Exception):
+            raise
+        return
+    turn.stream.response["status"] = "in_progress"
+    async with turn.services.db.session() as session:
+        await repo.set_status(session, turn.id, "in_progress")
+    async with aclosing(turn.events(opening=False)) as events:
+        async for _ in events:
+            pass  # a failure ends as a stored `failed` response; nobody waits for an error

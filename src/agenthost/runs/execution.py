@@ -1,25 +1,22 @@
 """One agent run as seen from a request: admission, priming, events, settlement.
 
-`Execution.start()` admits the run against the balance and waits for its first event,
-so anything that fails before the first token becomes a plain HTTP error. `events()`
+`Execution.start()` passes the rate limits, then runs until the first event (the first
+model call is admitted against the balance on the way), so anything that fails before
+the first token becomes a plain HTTP error. `events()`
 then yields every run event; when the run ends, fails or the client goes away, the
 ledger is settled exactly once, shielded from the cancellation of a dropped client.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import AsyncGenerator, Awaitable
-from typing import TypeVar
+from collections.abc import AsyncGenerator
 
 import anyio
-from starlette.requests import Request
 
 from agenthost.auth.principal import Principal
 from agenthost.billing.gate import Pass
 from agenthost.conversation import AgentSpec, RunRequest
-from agenthost.errors import AgentHostError
 from agenthost.events import RunEvent
 from agenthost.runtime.loop import RunState
 from agenthost.runtime.mcp_headers import needed_secrets, require_secrets
@@ -27,7 +24,6 @@ from agenthost.runtime.tools import Caller
 from agenthost.services import Services
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 
 class Execution:
@@ -48,6 +44,8 @@ class Execution:
         self.services = services
         self.principal = principal
         self.agent = agent
+        # One effective output cap for billing, the runtime and the response object.
+        request.max_output_tokens = services.runner.output_cap(agent, request)
         self.request = request
         self.request_id = request_id
         self.state = RunState()
@@ -67,6 +65,7 @@ class Execution:
         """The first half of `start()`: the gate."""
         self._for = await self._caller()  # a missing secret fails before the gate
         self._pass = await self.services.gate.enter(self.principal, self.agent, self.request)
+        self.state.budget = self._pass.budget
         self.headers = self._pass.headers
 
     async def prime(self) -> None:
@@ -115,25 +114,3 @@ class Execution:
             if passed is not None:
                 self.state.close_pending()
                 await self.services.gate.leave(passed, self.state.steps, self.request_id)
-
-
-async def until_disconnect(request: Request, work: Awaitable[T]) -> T:
-    """Await `work`, cancelling it at once if the client disconnects first."""
-    task = asyncio.ensure_future(work)
-
-    async def watch() -> None:
-        while True:
-            message = await request.receive()
-            if message["type"] == "http.disconnect":
-                task.cancel()
-                return
-
-    watcher = asyncio.create_task(watch())
-    try:
-        return await task
-    finally:
-        watcher.cancel()
-
-
-def error_of(exc: BaseException) -> AgentHostError | None:
-    return exc if isinstance(exc, AgentHostError) else None

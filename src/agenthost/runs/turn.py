@@ -14,22 +14,21 @@ import logging
 import time
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
-from pydantic import ValidationError
 
 from agenthost import ids
 from agenthost.auth.principal import Principal
 from agenthost.conversation import AgentSpec
 from agenthost.errors import AgentHostError, InvalidRequest
-from agenthost.http import url_guard
-from agenthost.http.errors import describe
-from agenthost.http.run import Execution
+from agenthost.protocols.errors import describe_any
 from agenthost.protocols.responses import decode, wire
-from agenthost.protocols.responses.compaction import CompactionSealer
 from agenthost.protocols.responses.encode import VENDOR_TOOL_ITEM, ResponseStream, response_object
+from agenthost.runs import url_guard
+from agenthost.runs.execution import Execution
+from agenthost.runs.history import LocalHistory, decode_input
 from agenthost.services import Services
 from agenthost.storage.repositories import responses as repo
 
@@ -38,152 +37,10 @@ Item = dict[str, Any]
 CANCEL_POLL_SECONDS = 1.0
 
 
-@dataclass(slots=True)
-class LocalHistory:
-    """A WebSocket connection's own responses (kept even with `store: false`)."""
-
-    items: dict[str, list[Item]] = field(default_factory=dict)
-    evicted: set[str] = field(default_factory=set)
-    capacity: int = 32
-
-    def remember(self, response_id: str, items: list[Item]) -> None:
-        self.items[response_id] = items
-        while len(self.items) > self.capacity:
-            self.items.pop(next(iter(self.items)))
-
-    def evict(self, response_id: str) -> None:
-        self.items.pop(response_id, None)
-        self.evicted.add(response_id)
-
-
-_TAGS = {
-    "function_call",
-    "function_call_output",
-    "item_reference",
-    "reasoning",
-    "compaction",
-    "input_text",
-    "input_image",
-    "input_file",
-    "input_video",
-    "output_text",
-    "refusal",
-    "summary_text",
-    "reasoning_text",
-    "text",
-    "json_object",
-    "json_schema",
-}
-
-
-def _is_union_label(part: Any, previous: Any) -> bool:
-    """Pydantic puts union member names (`constrained-str`, `message:user`, class names,
-    discriminator values) into error locations; they are not request fields."""
-    if not isinstance(part, str):
-        return False
-    if any(c in part for c in "[]-:'") or part[:1].isupper():
-        return True
-    return part in _TAGS and (isinstance(previous, int) or previous == "format")
-
-
-def _param(loc: tuple[Any, ...]) -> str:
-    kept = [p for n, p in enumerate(loc) if n == 0 or not _is_union_label(p, loc[n - 1])]
-    out = ""
-    for part in kept:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
-def invalid_body(exc: ValidationError) -> InvalidRequest:
-    """A 400 naming the field; of a union's errors, the deepest one is the telling one."""
-    errors = exc.errors()
-    if errors[0].get("type") == "json_invalid":
-        return InvalidRequest(
-            "We could not parse the JSON body of your request.", code="invalid_json"
-        )
-    worst = max(errors, key=lambda e: len(_param(tuple(e.get("loc", ())))))
-    param = _param(tuple(worst.get("loc", ())))
-    if worst.get("type") == "extra_forbidden":
-        return InvalidRequest(
-            f"Unrecognized request argument supplied: {param}",
-            code="unknown_parameter",
-            param=param,
-        )
-    return InvalidRequest(
-        f"Invalid value for '{param}': {worst.get('msg')}", code="invalid_value", param=param
-    )
-
-
-def previous_not_found(response_id: str) -> InvalidRequest:
-    return InvalidRequest(
-        f"Previous response with id '{response_id}' not found.",
-        code="previous_response_not_found",
-        param="previous_response_id",
-    )
-
-
-def sealer(services: Services) -> CompactionSealer:
-    return CompactionSealer(services.secret)
-
-
-async def load_history(
-    services: Services, principal: Principal, previous_id: str | None, local: LocalHistory | None
-) -> list[Item]:
-    if previous_id is None:
-        return []
-    if local is not None:
-        if previous_id in local.items:
-            return list(local.items[previous_id])
-        if previous_id in local.evicted:
-            raise previous_not_found(previous_id)
-    async with services.db.session() as session:
-        row = await repo.get_owned(session, previous_id, principal.user_id)
-        if row is None:
-            raise previous_not_found(previous_id)
-        if row.status in repo.RUNNING:
-            raise InvalidRequest(
-                f"Previous response '{previous_id}' is still in progress.",
-                code="previous_response_in_progress",
-                param="previous_response_id",
-            )
-        items = await repo.context_items(session, row)
-    return [i for i in items if i.get("type") != VENDOR_TOOL_ITEM]
-
-
-async def references(
-    services: Services, principal: Principal, items: list[wire.InputItem], history: list[Item]
-) -> dict[str, Item]:
-    """The items that `item_reference`s name: from the history, else the user's store."""
-    wanted = set(decode.reference_ids(items))
-    if not wanted:
-        return {}
-    found = {i["id"]: i for i in history if i.get("id") in wanted}
-    if wanted - found.keys():
-        async with services.db.session() as session:
-            found.update(await repo.find_items(session, principal.user_id, wanted - found.keys()))
-    return found
-
-
 def require_model(model: str | None) -> str:
     if not model:
         raise InvalidRequest("'model' is required: the id of an agent.", param="model")
     return model
-
-
-async def decode_input(
-    services: Services,
-    principal: Principal,
-    body: wire.CreateResponseRequest,
-    local: LocalHistory | None = None,
-) -> decode.Decoded:
-    history = await load_history(services, principal, body.previous_response_id, local)
-    found = await references(services, principal, decode.parse_input(body.input), history)
-
-    def open_compaction(token: str, param: str) -> list[Item]:
-        # Made only when an input holds a compaction: deriving its key costs a KDF run.
-        return sealer(services).open(token, principal.user_id, param)
-
-    return decode.decode(body, history, found, open_compaction)
 
 
 @dataclass
@@ -250,16 +107,9 @@ class Turn:
                 log.exception("could not store the end of response %s", self.id)
 
     def fail_events(self, exc: BaseException) -> list[Item]:
-        if isinstance(exc, AgentHostError):
-            payload = describe(exc)[1]["error"]
-        else:
+        if not isinstance(exc, AgentHostError):
             log.error("response %s failed", self.id, exc_info=exc)
-            payload = {
-                "type": "server_error",
-                "code": "internal_error",
-                "message": "Internal server error.",
-                "param": None,
-            }
+        payload = describe_any(exc)[1]["error"]
         return self.stream.on_error(payload, self.execution.state.usage)
 
     async def _cancel_requested(self) -> bool:
@@ -312,10 +162,11 @@ async def prepare(
     await url_guard.check_response_items(decoded.input_items)
     response_id = ids.prefixed("resp")
     status = "queued" if body.background else "in_progress"
-    stream = ResponseStream(
-        response_object(response_id, body, agent.params, status), decoded.include_tool_calls
-    )
     execution = Execution(services, principal, agent, decoded.run, response_id)
+    response = response_object(
+        response_id, body, agent.params, status, execution.request.max_output_tokens
+    )
+    stream = ResponseStream(response, decoded.include_tool_calls)
     return Turn(services, principal, body, agent, decoded, stream, execution)
 
 
@@ -364,25 +215,3 @@ async def final_response(turn: Turn) -> dict[str, Any]:
     if turn.error is not None:
         raise turn.error
     return turn.stream.response
-
-
-async def run_in_background(turn: Turn) -> None:
-    """The body of a background task: start, run to the end, store the outcome."""
-    try:
-        await turn.execution.start()
-    except BaseException as exc:
-        with anyio.CancelScope(shield=True):
-            if isinstance(exc, Exception):
-                turn.fail_events(exc)
-            else:
-                turn.stream.abandon("cancelled", turn.execution.state.usage)
-            await turn.save_final()
-        if not isinstance(exc, Exception):
-            raise
-        return
-    turn.stream.response["status"] = "in_progress"
-    async with turn.services.db.session() as session:
-        await repo.set_status(session, turn.id, "in_progress")
-    async with aclosing(turn.events(opening=False)) as events:
-        async for _ in events:
-            pass  # a failure ends as a stored `failed` response; nobody waits for an error
