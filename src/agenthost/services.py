@@ -14,7 +14,7 @@ from agenthost.billing.gate import Gate
 from agenthost.billing.meter import Meter
 from agenthost.billing.pricing import PriceBook
 from agenthost.billing.reservations import (
-    FallbackReservations,
+    DatabaseReservations,
     MemoryReservations,
     ReservationStore,
 )
@@ -50,7 +50,7 @@ class Services:
     def build(cls, settings: Settings) -> Services:
         db = Database(settings.database_url)
         providers = build_providers(settings.providers)
-        limiter, reservations = _shared_state(settings)
+        limiter, reservations = _shared_state(settings, db)
         secret = server_secret(settings)
         run_seconds = settings.limits.run.run_deadline_seconds + 60
         meter = Meter(db, settings.balance, PriceBook(settings.pricing), reservations, run_seconds)
@@ -97,13 +97,14 @@ class Services:
         await self.db.dispose()
 
 
-def _shared_state(settings: Settings) -> tuple[RateLimiter, ReservationStore]:
-    """Rate limits and balance reservations: in Redis when configured (several workers
-    or hosts), else in this process (one worker)."""
+def _shared_state(settings: Settings, db: Database) -> tuple[RateLimiter, ReservationStore]:
+    """Rate limits and balance reservations shared by several workers or hosts when
+    `redis_url` is set (rate limits in Redis, falling back to this process while it is
+    away; reservations in the database, which never falls back), else in this process."""
     if settings.redis_url is None:
         return MemoryRateLimiter(), MemoryReservations()
     redis, health = connect(settings.redis_url), RedisHealth()
-    return FallbackRateLimiter(redis, health), FallbackReservations(redis, health)
+    return FallbackRateLimiter(redis, health), DatabaseReservations(db)
 
 
 def _server_tools(settings: Settings) -> ServerTools:

@@ -168,7 +168,7 @@ async def sqlite_billing(
             await db.dispose()
 
 
-async def _admin(sql: str) -> None:
+async def admin_sql(sql: str) -> None:
     engine = Database(PG_ADMIN_URL).engine.execution_options(isolation_level="AUTOCOMMIT")
     try:
         async with engine.connect() as conn:
@@ -183,11 +183,11 @@ def postgres_url() -> Iterator[str]:
     if not reachable("127.0.0.1", 5432):
         pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
     name = f"agenthost_billing_{secrets.token_hex(4)}"
-    asyncio.run(_admin(f"CREATE DATABASE {name}"))
+    asyncio.run(admin_sql(f"CREATE DATABASE {name}"))
     try:
         yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
     finally:
-        asyncio.run(_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        asyncio.run(admin_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
 
 
 @pytest.fixture(scope="session")

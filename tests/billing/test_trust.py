@@ -105,8 +105,7 @@ async def assert_whole(billing: BillingServer, tenant: Tenant, start: int) -> in
     balance = await billing.balance(tenant.user_id)
     assert balance is not None and balance >= 0, balance
     usage = await billing.scalar(
-        "SELECT COALESCE(SUM(credits), 0) FROM transactions "
-        "WHERE user_id = :u AND kind = 'usage'",
+        "SELECT COALESCE(SUM(credits), 0) FROM transactions WHERE user_id = :u AND kind = 'usage'",
         u=tenant.user_id,
     )
     assert balance == start + int(usage)
@@ -288,9 +287,7 @@ async def _one(client: httpx.AsyncClient, tenant: Tenant, directive: str, leave:
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(
-    plan=st.lists(
-        st.tuples(st.sampled_from(DIRECTIVES), st.booleans()), min_size=6, max_size=12
-    ),
+    plan=st.lists(st.tuples(st.sampled_from(DIRECTIVES), st.booleans()), min_size=6, max_size=12),
     start=st.integers(min_value=0, max_value=1_500_000),
 )
 @example(  # a balance the old 1,024-token reserve admitted, and replies past it

@@ -169,7 +169,9 @@ def _ledger(server: Server, request_id: str) -> list[tuple[int, int, int, int, i
 
 
 def test_cache_tokens_reach_usage_and_ledger_at_cache_rates(claude: Claude) -> None:
-    reply = claude.ask("!cache_read 1000\n!cache_write 400")
+    # Padded so the prompt can hold the 1,410 input tokens reported (a report above the
+    # prompt's bound would be clamped to it).
+    reply = claude.ask("!cache_read 1000\n!cache_write 400\n" + "pad " * 400)
     usage = reply.usage
     # Anthropic's input_tokens (10: one message) excludes the cache; ours includes it.
     assert usage.prompt_tokens == 10 + 1000 + 400

@@ -3,12 +3,12 @@ its usage validated before it is recorded.
 
 `admit` (before a call goes upstream) holds the worst case of everything the run may
 have cost so far: the calls already made (not yet in the ledger, which is written when
-the run ends) plus this call's input at its token bound and its output at its cap, all
-at the model's dearest input rate. It first holds the cap asked for, learns what the
-user's other runs hold and reads the balance, then lowers the cap to what the rest can
-pay (and the hold with it). When not even `min_output_tokens` (or the whole cap, if
-smaller) is affordable the call is refused with `InsufficientBalance`: before the first
-call that is a 402 with nothing sent upstream; later it ends the run.
+the run ends) plus this call's input at its token bound (at the model's dearest input
+rate) and its output at its cap. The cap is lowered to what the balance minus the other
+runs' holds can pay, in the same atomic step that records the hold (reservations.py).
+When not even `min_output_tokens` (or the whole cap, if smaller) is affordable the call
+is refused with `InsufficientBalance`: before the first call that is a 402 with nothing
+sent upstream; later it ends the run.
 
 `settle` (after the call) turns what the upstream reported into the usage recorded:
 non-negative integers only, input at most the prompt's bound, output at most the cap
@@ -81,52 +81,40 @@ class RunBudget:
     async def admit(self, call: ModelRequest) -> None:
         rates = self._meter.prices.rates_for(call.model)
         wanted = call.max_output_tokens or self._meter.min_output_tokens
-        self._call = _Call(call.model, rates, prompt_size(call), wanted)
+        pending = self._call = _Call(call.model, rates, prompt_size(call), wanted)
         if not self._meter.enabled:
             return
-        input_micro = self._call.prompt.bound * max(
-            rates.input, rates.cache_read, rates.cache_write
-        )
+        in_rate = max(rates.input, rates.cache_read, rates.cache_write)
+        input_micro = pending.prompt.bound * in_rate
         if input_micro == 0 and rates.output == 0:
             return  # a free model: nothing to hold, nothing to refuse
-        others = await self._hold(self.spent + _credits(input_micro + wanted * rates.output))
-        try:
-            credits = await self._meter.credits(self.user_id)
-        except BaseException:
-            await self._hold_spent()
-            raise
-        room = (credits - others - self.spent) * MICRO - input_micro
-        cap = wanted if rates.output == 0 else min(wanted, max(room, -1) // rates.output)
-        if room < 0 or cap < min(self._meter.min_output_tokens, wanted):
-            await self._hold_spent()
+        least = min(self._meter.min_output_tokens, wanted)
+        seen = {"available": 0}
+
+        def decide(available: int) -> int | None:
+            """What to hold given the credits not held by other runs; None to refuse."""
+            seen["available"] = available
+            room = (available - self.spent) * MICRO - input_micro
+            cap = wanted if rates.output == 0 else min(wanted, max(room, -1) // rates.output)
+            if room < 0 or cap < least:
+                return None
+            pending.cap = cap
+            return self.spent + _credits(input_micro + cap * rates.output)
+
+        balance = await self._meter.credits(self.user_id)
+        held = await self._meter.reservations.hold(
+            self.user_id, self._id, self._meter.reservation_seconds, balance, decide
+        )
+        if held is None:
             raise InsufficientBalance(
-                f"Your balance ({credits} credits, {max(credits - others, 0)} not held by "
+                f"Your balance ({max(seen['available'] - self.spent, 0)} credits not held by "
                 f"running requests) cannot cover this request: its input alone may cost "
                 f"{_credits(input_micro)} credits, and a useful answer "
-                f"{_credits(min(self._meter.min_output_tokens, wanted) * rates.output)} more.",
+                f"{_credits(least * rates.output)} more.",
                 code="insufficient_balance",
             )
-        if cap < wanted:
-            await self._hold(self.spent + _credits(input_micro + cap * rates.output))
-        call.max_output_tokens = self._call.cap = cap
-
-    async def _hold(self, credits: int) -> int:
-        """Hold `credits` for this run (replacing its earlier hold); what others hold."""
-        store = self._meter.reservations
-        self.reservation, others = await store.hold(
-            self.user_id, self._id, credits, self._meter.reservation_seconds
-        )
-        return others
-
-    async def _hold_spent(self) -> None:
-        """Back to holding only what earlier calls spent (nothing if none)."""
-        if self.reservation is None:
-            return
-        if self.spent:
-            await self._hold(self.spent)
-        else:
-            reservation, self.reservation = self.reservation, None
-            await self._meter.reservations.release(reservation)
+        self.reservation = held
+        call.max_output_tokens = pending.cap
 
     def settle(self, reported: Usage | None, output_chars: int) -> Usage:
         call = self._call

@@ -1,10 +1,17 @@
 """Credits held by runs in flight, so concurrent runs cannot spend the same balance twice.
 
-A reservation is (user, id, credits, expiry). `hold` adds one (or replaces the amount of
-the one with the same id: a run holds more, or less, as it goes) and returns what the
-user's *other* live reservations add up to; expired ones (a worker that crashed mid-run)
-are dropped on the way. In Redis this is one Lua script per user hash, shared by every
-worker; without Redis it is a dict in this process (one worker only).
+A reservation is (user, id, credits, expiry). `hold` decides and records one atomically:
+it learns what the user's *other* live reservations add up to, hands `balance - others`
+to the caller's `decide`, and stores the amount `decide` returns (replacing the earlier
+amount of the same id: a run holds more, or less, as it goes), or nothing when `decide`
+refuses. Deciding inside the hold means a request that will be refused never holds
+anything, even for a moment, so it cannot crowd out others. Expired reservations (a worker
+that died mid-run) are dropped on the way.
+
+With several workers (`redis_url` set) reservations live in the database, which every
+worker shares and which must answer for a request to be admitted anyway (a Redis outage
+degrades rate limits to per-worker state, never the money); with one worker, in a dict of
+this process.
 """
 
 from __future__ import annotations
@@ -14,9 +21,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from redis.asyncio import Redis
+from sqlalchemy import Connection
 
-from agenthost.limits.fallback import REDIS_ERRORS, RedisHealth
+from agenthost.storage.database import Database
+from agenthost.storage.repositories import holds
+
+# Given the credits the caller may still use (balance minus others' holds), the amount to
+# hold, or None to refuse.
+Decide = Callable[[int], int | None]
 
 
 @dataclass(slots=True, frozen=True)
@@ -24,15 +36,16 @@ class Reservation:
     user_id: str
     reservation_id: str
     credits: int
-    store: object  # the store that holds it
 
 
 class ReservationStore(ABC):
     @abstractmethod
     async def hold(
-        self, user_id: str, reservation_id: str, credits: int, ttl_seconds: float
-    ) -> tuple[Reservation, int]:
-        """Add a reservation; returns it and the credits the user's others hold."""
+        self, user_id: str, reservation_id: str, ttl: float, balance: int, decide: Decide
+    ) -> Reservation | None:
+        """Hold what `decide` asks for given `balance` minus the others' holds; None when
+        it refused (an earlier hold of this id is then left as it was). A store that
+        reads the balance itself under its lock uses that instead of `balance`."""
 
     @abstractmethod
     async def release(self, reservation: Reservation) -> None: ...
@@ -49,17 +62,22 @@ class MemoryReservations(ReservationStore):
         self._held: dict[str, dict[str, tuple[int, float]]] = {}
 
     async def hold(
-        self, user_id: str, reservation_id: str, credits: int, ttl_seconds: float
-    ) -> tuple[Reservation, int]:
+        self, user_id: str, reservation_id: str, ttl: float, balance: int, decide: Decide
+    ) -> Reservation | None:
+        # No await between reading and recording: atomic on the event loop.
         now = self._clock()
         held = self._held.setdefault(user_id, {})
         for key, (_, expiry) in list(held.items()):
             if expiry <= now:
                 del held[key]
-        held.pop(reservation_id, None)
-        others = sum(amount for amount, _ in held.values())
-        held[reservation_id] = (credits, now + ttl_seconds)
-        return Reservation(user_id, reservation_id, credits, self), others
+        others = sum(amount for key, (amount, _) in held.items() if key != reservation_id)
+        amount = decide(balance - others)
+        if amount is None:
+            if not held:
+                del self._held[user_id]
+            return None
+        held[reservation_id] = (amount, now + ttl)
+        return Reservation(user_id, reservation_id, amount)
 
     async def release(self, reservation: Reservation) -> None:
         held = self._held.get(reservation.user_id)
@@ -69,77 +87,21 @@ class MemoryReservations(ReservationStore):
                 del self._held[reservation.user_id]
 
 
-_HOLD = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local id, amount, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
-local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)
-for _, old in ipairs(expired) do redis.call('HDEL', KEYS[1], old) end
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-local others = 0
-for _, value in ipairs(redis.call('HVALS', KEYS[1])) do others = others + tonumber(value) end
-local mine = redis.call('HGET', KEYS[1], id)
-if mine then others = others - tonumber(mine) end
-redis.call('HSET', KEYS[1], id, amount)
-redis.call('ZADD', KEYS[2], now + ttl, id)
--- keep the keys as long as their longest-lived reservation
-local keep = math.max(redis.call('PTTL', KEYS[1]), ttl)
-redis.call('PEXPIRE', KEYS[1], keep)
-redis.call('PEXPIRE', KEYS[2], keep)
-return others
-"""
+class DatabaseReservations(ReservationStore):
+    """Reservations in the database, shared by every worker and host."""
 
-
-def _keys(user_id: str) -> list[str]:
-    base = f"ah:res:{{{user_id}}}"
-    return [base, base + ":exp"]
-
-
-class RedisReservations(ReservationStore):
-    """Reservations shared by every worker; raises Redis errors to the fallback."""
-
-    def __init__(self, redis: Redis) -> None:
-        self._redis = redis
-        self._hold = redis.register_script(_HOLD)
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
     async def hold(
-        self, user_id: str, reservation_id: str, credits: int, ttl_seconds: float
-    ) -> tuple[Reservation, int]:
-        args: list[str | int] = [reservation_id, credits, int(ttl_seconds * 1000)]
-        others = int(await self._hold(keys=_keys(user_id), args=args))
-        return Reservation(user_id, reservation_id, credits, self), others
+        self, user_id: str, reservation_id: str, ttl: float, balance: int, decide: Decide
+    ) -> Reservation | None:
+        def work(connection: Connection) -> int | None:
+            return holds.hold(connection, user_id, reservation_id, ttl, balance, decide)
+
+        amount = await self._db.write(work)
+        return None if amount is None else Reservation(user_id, reservation_id, amount)
 
     async def release(self, reservation: Reservation) -> None:
-        amounts, expiries = _keys(reservation.user_id)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hdel(amounts, reservation.reservation_id)
-            pipe.zrem(expiries, reservation.reservation_id)
-            await pipe.execute()
-
-
-class FallbackReservations(ReservationStore):
-    """Redis while it answers; this process's reservations while it does not."""
-
-    def __init__(self, redis: Redis, health: RedisHealth) -> None:
-        self._primary = RedisReservations(redis)
-        self._fallback = MemoryReservations()
-        self._health = health
-
-    async def hold(
-        self, user_id: str, reservation_id: str, credits: int, ttl_seconds: float
-    ) -> tuple[Reservation, int]:
-        if self._health.usable():
-            try:
-                return await self._primary.hold(user_id, reservation_id, credits, ttl_seconds)
-            except REDIS_ERRORS as exc:
-                self._health.failed("balance reservation", exc)
-        return await self._fallback.hold(user_id, reservation_id, credits, ttl_seconds)
-
-    async def release(self, reservation: Reservation) -> None:
-        if reservation.store is not self._primary:
-            await self._fallback.release(reservation)
-            return
-        try:
-            await self._primary.release(reservation)
-        except REDIS_ERRORS as exc:  # it expires by itself
-            self._health.failed("balance reservation", exc)
+        hold_id = reservation.reservation_id
+        await self._db.write(lambda connection: holds.release(connection, hold_id))

@@ -51,9 +51,7 @@ def response_not_found(response_id: str) -> NotFound:
 
 async def _owned(services: Services, principal: Principal, response_id: str) -> StoredResponse:
     async with services.db.session() as session:
-        row = await repo.get_owned(
-            session, response_id, principal.user_id, principal.agent_scope
-        )
+        row = await repo.get_owned(session, response_id, principal.user_id, principal.agent_scope)
     if row is None:
         raise response_not_found(response_id)
     return row

@@ -88,12 +88,19 @@ def _is_union_label(part: Any, previous: Any) -> bool:
     return part in _TAGS and (isinstance(previous, int) or previous == "format")
 
 
+def _fields(loc: tuple[Any, ...]) -> list[Any]:
+    loc = tuple(part for part in loc if part != "body")
+    return [p for n, p in enumerate(loc) if n == 0 or not _is_union_label(p, loc[n - 1])]
+
+
+def _depth(loc: tuple[Any, ...]) -> int:
+    return len(_fields(loc))
+
+
 def param_of(loc: tuple[Any, ...]) -> str | None:
     """`messages[0].content` from pydantic's `('body', 'messages', 0, 'content')`."""
-    loc = tuple(part for part in loc if part != "body")
-    kept = [p for n, p in enumerate(loc) if n == 0 or not _is_union_label(p, loc[n - 1])]
     out = ""
-    for part in kept:
+    for part in _fields(loc):
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out or None
 
@@ -107,7 +114,7 @@ def invalid_body(exc: ValidationError | Sequence[Any]) -> errors.InvalidRequest:
         return errors.InvalidRequest(
             "We could not parse the JSON body of your request.", code="invalid_json"
         )
-    worst = max(found, key=lambda e: len(param_of(tuple(e.get("loc", ()))) or ""))
+    worst = max(found, key=lambda e: _depth(tuple(e.get("loc", ()))))  # first of the deepest
     param = param_of(tuple(worst.get("loc", ())))
     if worst.get("type") == "extra_forbidden":
         return errors.InvalidRequest(

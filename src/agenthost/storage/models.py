@@ -123,6 +123,18 @@ class Balance(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class BalanceHold(Base):
+    """Credits a running request holds against its user's balance (see
+    billing/reservations.py): shared by every worker through the database."""
+
+    __tablename__ = "balance_holds"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(64), index=True)
+    credits: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[datetime] = mapped_column()
+
+
 class Transaction(Base):
     """One balance change: a model call's charge, a grant or a refill."""
 
