@@ -21,10 +21,11 @@ _TAIL_LINES = 50
 def _drain(
     stream: IO[str], lines: queue.Queue[str | None] | None, tail: collections.deque[str]
 ) -> None:
-    for line in stream:
-        tail.append(line.rstrip("\n"))
-        if lines is not None:
-            lines.put(line)
+    with stream:  # closed once the child is gone (no unclosed-file warning)
+        for line in stream:
+            tail.append(line.rstrip("\n"))
+            if lines is not None:
+                lines.put(line)
     if lines is not None:
         lines.put(None)  # end of output: the child exited or closed stdout
 

@@ -116,6 +116,8 @@ class KeyAuthenticator:
                 role=user.role,
                 key_id=key.id,
                 agent_scope=tuple(key.agent_scope) if key.agent_scope is not None else None,
+                key_max_credits=key.max_credits,
+                key_budget_period=key.budget_period,
             ),
             expires_at=key.expires_at,
             revoked=key.revoked_at is not None,

@@ -12,6 +12,10 @@ class Principal:
     role: str
     key_id: str | None = None
     agent_scope: tuple[str, ...] | None = None
+    # The key's spending cap in credits per `key_budget_period` (day | week | month |
+    # None: ever); None when the key has no budget.
+    key_max_credits: int | None = None
+    key_budget_period: str | None = None
 
     @property
     def is_admin(self) -> bool:

@@ -61,8 +61,30 @@ def _credits(micro: int) -> int:
     return -(-micro // MICRO)
 
 
+@dataclass(slots=True)
+class _Ask:
+    """One admission's arithmetic: what the call costs at most for a given cap."""
+
+    spent: int  # credits of the run's earlier calls
+    input_micro: int  # the prompt's bound at the dearest input rate, in micro-credits
+    output_rate: int
+    least: int  # the smallest useful cap
+
+    def cap_for(self, available: int, wanted: int) -> int | None:
+        """The largest cap up to `wanted` that `available` credits pay, or None."""
+        room = (available - self.spent) * MICRO - self.input_micro
+        if room < 0:
+            return None
+        cap = wanted if self.output_rate == 0 else min(wanted, room // self.output_rate)
+        return cap if cap >= self.least else None
+
+    def hold_for(self, cap: int) -> int:
+        return self.spent + _credits(self.input_micro + cap * self.output_rate)
+
+
 class RunBudget:
-    """The spending of one run, for one user; made by `Meter.budget`."""
+    """The spending of one run, for one user (and the key's budget, when it has one);
+    made by `Meter.budget`."""
 
     def __init__(self, meter: Meter, principal: Principal, agent: AgentSpec) -> None:
         self._meter = meter
@@ -70,6 +92,7 @@ class RunBudget:
         self.agent = agent
         self.spent = 0  # credits of the calls settled so far (not yet in the ledger)
         self.reservation: Reservation | None = None
+        self.key_reservation: Reservation | None = None
         self._id = ids.token(8)
         self._call: _Call | None = None
         self.settled = False
@@ -85,36 +108,103 @@ class RunBudget:
         if not self._meter.enabled:
             return
         in_rate = max(rates.input, rates.cache_read, rates.cache_write)
-        input_micro = pending.prompt.bound * in_rate
-        if input_micro == 0 and rates.output == 0:
-            return  # a free model: nothing to hold, nothing to refuse
-        least = min(self._meter.min_output_tokens, wanted)
-        seen = {"available": 0}
-
-        def decide(available: int) -> int | None:
-            """What to hold given the credits not held by other runs; None to refuse."""
-            seen["available"] = available
-            room = (available - self.spent) * MICRO - input_micro
-            cap = wanted if rates.output == 0 else min(wanted, max(room, -1) // rates.output)
-            if room < 0 or cap < least:
-                return None
-            pending.cap = cap
-            return self.spent + _credits(input_micro + cap * rates.output)
-
-        balance = await self._meter.credits(self.user_id)
-        held = await self._meter.reservations.hold(
-            self.user_id, self._id, self._meter.reservation_seconds, balance, decide
+        ask = _Ask(
+            self.spent,
+            pending.prompt.bound * in_rate,
+            rates.output,
+            min(self._meter.min_output_tokens, wanted),
         )
+        if ask.input_micro == 0 and ask.output_rate == 0:
+            return  # a free model: nothing to hold, nothing to refuse
+        cap = wanted
+        if self.principal.key_max_credits is not None:
+            cap = await self._hold_key(ask, cap)
+        try:
+            cap = await self._hold_user(ask, cap)
+        except InsufficientBalance:
+            await self._key_back_to_spent()
+            raise
+        key_held = self.key_reservation
+        if key_held is not None and key_held.credits > ask.hold_for(cap):
+            # The balance lowered the cap: the key holds that much only (always accepted).
+            amount = ask.hold_for(cap)
+            self.key_reservation = await self._meter.reservations.hold(
+                f"key:{self.principal.key_id}",
+                key_held.reservation_id,
+                self._meter.reservation_seconds,
+                amount,
+                lambda _: amount,
+            )
+        call.max_output_tokens = pending.cap = cap
+
+    async def _hold(
+        self, owner: str, hold_id: str, available: int, ask: _Ask, wanted: int
+    ) -> tuple[Reservation | None, int, int]:
+        """Hold for the largest affordable cap; (reservation, cap, credits seen free)."""
+        seen = {"free": 0, "cap": 0}
+
+        def decide(free: int) -> int | None:
+            seen["free"] = free
+            cap = ask.cap_for(free, wanted)
+            if cap is None:
+                return None
+            seen["cap"] = cap
+            return ask.hold_for(cap)
+
+        store = self._meter.reservations
+        held = await store.hold(owner, hold_id, self._meter.reservation_seconds, available, decide)
+        return held, seen["cap"], seen["free"]
+
+    async def _hold_user(self, ask: _Ask, wanted: int) -> int:
+        balance = await self._meter.credits(self.user_id)
+        held, cap, free = await self._hold(self.user_id, self._id, balance, ask, wanted)
         if held is None:
             raise InsufficientBalance(
-                f"Your balance ({max(seen['available'] - self.spent, 0)} credits not held by "
-                f"running requests) cannot cover this request: its input alone may cost "
-                f"{_credits(input_micro)} credits, and a useful answer "
-                f"{_credits(least * rates.output)} more.",
+                f"Your balance ({max(free - ask.spent, 0)} credits not held by running "
+                f"requests) cannot cover this request: its input alone may cost "
+                f"{_credits(ask.input_micro)} credits, and a useful answer "
+                f"{_credits(ask.least * ask.output_rate)} more.",
                 code="insufficient_balance",
             )
         self.reservation = held
-        call.max_output_tokens = pending.cap
+        return cap
+
+    async def _hold_key(self, ask: _Ask, wanted: int) -> int:
+        """The same discipline for the key's budget: its holds live beside the users'
+        under the owner `key:<id>`, against what the key may still spend this period."""
+        principal = self.principal
+        assert principal.key_id is not None and principal.key_max_credits is not None
+        spent = await self._meter.key_spend(principal.key_id, principal.key_budget_period)
+        left = principal.key_max_credits - spent
+        owner, hold_id = f"key:{principal.key_id}", f"{self._id}:key"
+        held, cap, free = await self._hold(owner, hold_id, left, ask, wanted)
+        if held is None:
+            period = principal.key_budget_period or "lifetime"
+            raise InsufficientBalance(
+                f"This API key's budget ({principal.key_max_credits} credits per {period}, "
+                f"{max(free - ask.spent, 0)} left and not held by running requests) cannot "
+                f"cover this request (its input alone may cost {_credits(ask.input_micro)} "
+                "credits).",
+                code="key_budget_exceeded",
+            )
+        self.key_reservation = held
+        return cap
+
+    async def _key_back_to_spent(self) -> None:
+        """The balance refused a call the key's budget had admitted: the key holds only
+        what the run's earlier calls spent again (nothing, if none)."""
+        held, self.key_reservation = self.key_reservation, None
+        if held is None:
+            return
+        store = self._meter.reservations
+        if self.spent:
+            owner = f"key:{self.principal.key_id}"
+            spent = self.spent
+            self.key_reservation = await store.hold(
+                owner, held.reservation_id, self._meter.reservation_seconds, spent, lambda _: spent
+            )
+        else:
+            await store.release(held)
 
     def settle(self, reported: Usage | None, output_chars: int) -> Usage:
         call = self._call

@@ -26,7 +26,7 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import DataError, IntegrityError, ProgrammingError
 
 from agenthost.storage.database import Database
-from agenthost.storage.repositories import balances
+from agenthost.storage.repositories import balances, rollups
 
 log = logging.getLogger(__name__)
 
@@ -154,9 +154,11 @@ class LedgerWriter:
 
 
 def _write_batch(connection: Connection, batch: list[_Settle]) -> list[int | None]:
-    """One transaction for the batch: every row in one insert, then one balance change
-    per user charged. Each charging settle learns its user's balance after the batch."""
+    """One transaction for the batch: every row in one insert, the usage rollups, then
+    one balance change per user charged. Each charging settle learns its user's balance
+    after the batch."""
     balances.insert_transactions(connection, [row for settle in batch for row in settle.rows])
+    rollups.add(connection, [settle.rows for settle in batch])
     changes: dict[str, int] = {}
     for settle in batch:
         if settle.charge:

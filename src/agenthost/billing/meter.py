@@ -29,6 +29,7 @@ from typing import Any
 from agenthost.auth.principal import Principal
 from agenthost.billing.budget import RunBudget
 from agenthost.billing.ledger import LedgerWriter, SettleDeferred
+from agenthost.billing.periods import period_start
 from agenthost.billing.pricing import PriceBook, cost
 from agenthost.billing.reservations import MemoryReservations, ReservationStore
 from agenthost.conversation import AgentSpec
@@ -37,7 +38,7 @@ from agenthost.settings import BalanceSettings, parse_duration
 from agenthost.single_flight import SingleFlight
 from agenthost.storage.database import Database
 from agenthost.storage.models import utcnow
-from agenthost.storage.repositories import balances
+from agenthost.storage.repositories import balances, rollups
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +110,12 @@ class Meter:
     def min_output_tokens(self) -> int:
         return self._settings.min_output_tokens
 
+    async def key_spend(self, key_id: str, period: str | None) -> int:
+        """Credits spent through a key in its current budget period (from the rollups,
+        which the settle writes before it drops its holds)."""
+        async with self._db.session() as session:
+            return await rollups.key_spend(session, key_id, period_start(period))
+
     def budget(self, principal: Principal, agent: AgentSpec) -> RunBudget:
         """The spending of one run (admits and settles each of its model calls)."""
         return RunBudget(self, principal, agent)
@@ -146,11 +153,12 @@ class Meter:
         user_id = budget.user_id
 
         async def written(credits: int | None) -> None:
-            # The reservation is held until the charge is in the database.
+            # The reservations are held until the charge is in the database.
             if credits is not None:
                 self._remember(user_id, credits)
-            if budget.reservation is not None:
-                await self.reservations.release(budget.reservation)
+            for held in (budget.reservation, budget.key_reservation):
+                if held is not None:
+                    await self.reservations.release(held)
 
         if not steps:
             await written(None)

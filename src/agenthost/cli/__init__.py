@@ -13,6 +13,7 @@ from agenthost.cli import (  # noqa: F401  (register commands)
     balance,
     keys,
     serve,
+    usage,
     user_secrets,
     users,
 )

@@ -25,6 +25,7 @@ secrets_app = typer.Typer(
     help="Manage users' secrets for MCP server headers ({secret.NAME}).", no_args_is_help=True
 )
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+usage_app = typer.Typer(help="Spend reports.", no_args_is_help=True)
 for sub, name in [
     (users_app, "users"),
     (keys_app, "keys"),
@@ -32,6 +33,7 @@ for sub, name in [
     (balance_app, "balance"),
     (secrets_app, "secrets"),
     (db_app, "db"),
+    (usage_app, "usage"),
 ]:
     app.add_typer(sub, name=name)
 

@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
 
 from agenthost.cli.base import CommandError, Settings, db, keys_app, run
 from agenthost.cli.users import find_user
+
+MAX_CREDITS = 10**15  # a billion USD: far beyond any real budget, inside every integer type
+
+
+class BudgetPeriod(StrEnum):
+    day = "day"
+    week = "week"
+    month = "month"
+
 
 # --- keys ----------------------------------------------------------------------------
 
@@ -21,8 +31,20 @@ def keys_create(
     agents: Annotated[
         str | None, typer.Option(help="Limit the key to these agent ids (comma-separated).")
     ] = None,
+    max_credits: Annotated[
+        int | None,
+        typer.Option(
+            min=1, max=MAX_CREDITS, help="Cap the key's spend (credits) within --budget-period."
+        ),
+    ] = None,
+    budget_period: Annotated[
+        BudgetPeriod | None,
+        typer.Option(help="day, week or month (UTC); without it the cap counts all spend."),
+    ] = None,
 ) -> None:
     """Create an API key and print it once."""
+    if budget_period is not None and max_credits is None:
+        raise CommandError("--budget-period needs --max-credits")
     from agenthost.auth.api_keys import generate_key
     from agenthost.storage.models import utcnow
     from agenthost.storage.repositories import api_keys
@@ -42,6 +64,8 @@ def keys_create(
                 key_hash=key_hash,
                 expires_at=expires,
                 agent_scope=scope,
+                max_credits=max_credits,
+                budget_period=budget_period.value if budget_period else None,
             )
             return row.id
 
@@ -52,19 +76,27 @@ def keys_create(
 
 @keys_app.command("list")
 def keys_list(email: str) -> None:
-    """List a user's keys (prefixes only)."""
-    from agenthost.storage.repositories import api_keys
+    """List a user's keys (prefixes only) with their spend against their budget."""
+    from agenthost.billing.periods import period_start
+    from agenthost.storage.repositories import api_keys, rollups
 
-    async def work(_: Settings) -> list[Any]:
+    async def work(_: Settings) -> list[tuple[Any, int]]:
         async with db().session() as session:
-            return await api_keys.list_for_user(session, (await find_user(session, email)).id)
+            keys = await api_keys.list_for_user(session, (await find_user(session, email)).id)
+            return [
+                (key, await rollups.key_spend(session, key.id, period_start(key.budget_period)))
+                for key in keys
+            ]
 
-    for key in run(work):
+    for key, spent in run(work):
         state = "revoked" if key.revoked_at else "active"
         expires = key.expires_at.isoformat() if key.expires_at else "never"
         used = key.last_used_at.isoformat() if key.last_used_at else "never"
+        budget = f"{spent}/{key.max_credits}" if key.max_credits is not None else f"{spent}/-"
+        period = key.budget_period or ("ever" if key.max_credits is not None else "")
         typer.echo(
-            f"{key.id}\t{key.prefix}…\t{key.name}\t{state}\texpires {expires}\tlast used {used}"
+            f"{key.id}\t{key.prefix}…\t{key.name}\t{state}\texpires {expires}\t"
+            f"last used {used}\tspent {budget} credits{f' per {period}' if period else ''}"
         )
 
 

@@ -78,6 +78,9 @@ class ApiKey(Base):
     expires_at: Mapped[datetime | None] = mapped_column(default=None)
     last_used_at: Mapped[datetime | None] = mapped_column(default=None)
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+    # A spending cap in credits within `budget_period` (day | week | month; None: ever).
+    max_credits: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    budget_period: Mapped[str | None] = mapped_column(String(8), default=None)
 
 
 class Agent(Base):
@@ -157,6 +160,35 @@ class Transaction(Base):
     credits: Mapped[int] = mapped_column(BigInteger)  # signed change of the balance
     note: Mapped[str | None] = mapped_column(String(500), default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class UsageRollup(Base):
+    """Usage summed per UTC day, user, key, agent and model, kept up to date in the
+    settle's own transaction: spend reports and key budgets read these, not the ledger.
+    A browser call has no key: its `api_key_id` is '' (so the unique key matches it)."""
+
+    __tablename__ = "usage_rollups"
+    __table_args__ = (
+        UniqueConstraint(
+            "day", "user_id", "api_key_id", "agent_id", "model", name="uq_usage_rollups_group"
+        ),
+        Index("ix_usage_rollups_key_day", "api_key_id", "day"),
+        Index("ix_usage_rollups_day", "day"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    day: Mapped[str] = mapped_column(String(10))  # YYYY-MM-DD, UTC
+    user_id: Mapped[str] = mapped_column(String(32))
+    api_key_id: Mapped[str] = mapped_column(String(32))
+    agent_id: Mapped[str] = mapped_column(String(32))
+    model: Mapped[str] = mapped_column(String(200))
+    requests: Mapped[int] = mapped_column(BigInteger, default=0)
+    input_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    output_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    cache_read_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    cache_write_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    reasoning_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    credits: Mapped[int] = mapped_column(BigInteger, default=0)  # spent, positive
 
 
 class StoredResponse(Base):

@@ -20,6 +20,8 @@ async def create(
     key_hash: str,
     expires_at: datetime | None,
     agent_scope: list[str] | None,
+    max_credits: int | None = None,
+    budget_period: str | None = None,
 ) -> ApiKey:
     row = ApiKey(
         id=ids.key_id(),
@@ -29,6 +31,8 @@ async def create(
         key_hash=key_hash,
         expires_at=expires_at,
         agent_scope=agent_scope,
+        max_credits=max_credits,
+        budget_period=budget_period,
     )
     session.add(row)
     await session.flush()

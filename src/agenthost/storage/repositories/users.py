@@ -41,3 +41,8 @@ async def count(session: AsyncSession) -> int:
 
 async def list_all(session: AsyncSession) -> list[User]:
     return list((await session.execute(select(User).order_by(User.created_at))).scalars())
+
+
+async def emails_by_id(session: AsyncSession) -> dict[str, str]:
+    """Every user's email by id (for reports that group by user)."""
+    return dict((await session.execute(select(User.id, User.email))).tuples().all())
