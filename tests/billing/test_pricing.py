@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from agenthost.billing.pricing import BUILT_IN, PriceBook, Rates, cost
 from agenthost.billing.tokens import text_bound, text_estimate
 from agenthost.events import Usage
@@ -96,3 +99,14 @@ def test_bound_is_the_utf8_length_and_never_below_the_estimate() -> None:
     for text in samples:
         assert text_bound(text) == len(text.encode())
         assert text_estimate(text) <= text_bound(text)
+
+
+def test_estimate_follows_the_pre_tokenizer_rules_piece_by_piece() -> None:
+    # abcde (2) fg (1), lone spaces free, "  \n" (1), 12 (2), ! (1), é (2 bytes)
+    assert text_estimate("abcde fg  \n12 !é") == 9
+    assert text_estimate("a\x00b\x7f") == 4  # control characters one each
+
+
+@given(st.text())
+def test_estimate_never_exceeds_the_bound(text: str) -> None:
+    assert 0 <= text_estimate(text) <= text_bound(text)

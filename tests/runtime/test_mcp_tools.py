@@ -369,7 +369,7 @@ def test_a_model_call_after_tools_that_the_balance_cannot_pay_ends_the_run(
     )
     frames = [line[6:] for line in reply.text.splitlines() if line.startswith("data: ")]
     errors = [json.loads(f)["error"] for f in frames if f.startswith('{"error"')]
-    assert [e["code"] for e in errors] == ["insufficient_balance"]
+    assert [e["code"] for e in errors] == ["insufficient_balance"], reply.text[-500:]
     assert frames[-1] == "[DONE]"
     with sqlite3.connect(server.folder / "agenthost.db") as db:
         (user_id,) = db.execute("SELECT id FROM users WHERE email = ?", (email,)).fetchone()

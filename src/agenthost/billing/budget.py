@@ -159,6 +159,9 @@ class RunBudget:
         balance = await self._meter.credits(self.user_id)
         held, cap, free = await self._hold(self.user_id, self._id, balance, ask, wanted)
         if held is None:
+            # The next request reads the balance afresh: a grant made elsewhere (the CLI,
+            # another worker) after a refusal is what the refused user waits for.
+            self._meter.forget(self.user_id)
             raise InsufficientBalance(
                 f"Your balance ({max(free - ask.spent, 0)} credits not held by running "
                 f"requests) cannot cover this request: its input alone may cost "
@@ -171,24 +174,33 @@ class RunBudget:
 
     async def _hold_key(self, ask: _Ask, wanted: int) -> int:
         """The same discipline for the key's budget: its holds live beside the users'
-        under the owner `key:<id>`, against what the key may still spend this period."""
+        under the owner `key:<id>`, against what the key may still spend this period.
+
+        The spend is read outside the hold's lock, so a run that settled (and dropped its
+        hold) in between would be seen by neither; a settle writes its spend before it
+        drops its hold, so reading the spend again after holding catches it, and the hold
+        is decided again on the new figure."""
         principal = self.principal
         assert principal.key_id is not None and principal.key_max_credits is not None
-        spent = await self._meter.key_spend(principal.key_id, principal.key_budget_period)
-        left = principal.key_max_credits - spent
         owner, hold_id = f"key:{principal.key_id}", f"{self._id}:key"
-        held, cap, free = await self._hold(owner, hold_id, left, ask, wanted)
-        if held is None:
-            period = principal.key_budget_period or "lifetime"
-            raise InsufficientBalance(
-                f"This API key's budget ({principal.key_max_credits} credits per {period}, "
-                f"{max(free - ask.spent, 0)} left and not held by running requests) cannot "
-                f"cover this request (its input alone may cost {_credits(ask.input_micro)} "
-                "credits).",
-                code="key_budget_exceeded",
-            )
-        self.key_reservation = held
-        return cap
+        spent = await self._meter.key_spend(principal.key_id, principal.key_budget_period)
+        while True:
+            left = principal.key_max_credits - spent
+            held, cap, free = await self._hold(owner, hold_id, left, ask, wanted)
+            if held is None:  # an earlier hold of this run stays until the settle
+                period = principal.key_budget_period or "lifetime"
+                raise InsufficientBalance(
+                    f"This API key's budget ({principal.key_max_credits} credits per "
+                    f"{period}, {max(free - ask.spent, 0)} left and not held by running "
+                    f"requests) cannot cover this request (its input alone may cost "
+                    f"{_credits(ask.input_micro)} credits).",
+                    code="key_budget_exceeded",
+                )
+            self.key_reservation = held
+            again = await self._meter.key_spend(principal.key_id, principal.key_budget_period)
+            if again == spent:
+                return cap
+            spent = again
 
     async def _key_back_to_spent(self) -> None:
         """The balance refused a call the key's budget had admitted: the key holds only

@@ -59,8 +59,8 @@ def add(connection: Connection, settles: list[list[dict[str, Any]]]) -> None:
             )
             sums = groups.setdefault(key, dict.fromkeys(SUMS, 0))
             for name in SUMS[1:-1]:
-                sums[name] += row[name]
-            sums["credits"] -= row["credits"]
+                sums[name] += row.get(name) or 0
+            sums["credits"] -= row.get("credits") or 0
             if key not in touched:
                 touched.add(key)
                 sums["requests"] += 1
