@@ -47,7 +47,7 @@ def test_bench_command_measures_agenthost_and_direct(tmp_path: Path) -> None:
 def test_bench_scaleout_mode_compares_one_and_two_workers(tmp_path: Path) -> None:
     out = tmp_path / "scaleout.json"
     command = [sys.executable, "-m", "bench", "--quick", "--mode", "scaleout"]
-    command += ["--concurrency", "16", "--seconds", "0.5", "--out", str(out)]
+    command += ["--concurrency", "16", "--seconds", "2", "--out", str(out)]
     command += ["--postgres", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-3000:]
