@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,6 +15,8 @@ from agenthost import __version__, bootstrap, web
 from agenthost.http import chat, errors, models, responses_api, usage
 from agenthost.http.body_limit import BodyLimit
 from agenthost.http.fast_lane import FastLaneApp
+from agenthost.http.metrics import metrics_endpoint
+from agenthost.observability import metrics
 from agenthost.services import Services
 from agenthost.settings import Settings, load_settings
 from agenthost.storage.migrate import upgrade
@@ -54,6 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await services.close()
+            metrics.worker_exited(os.getpid())
 
     app = FastLaneApp(
         title="agenthost",
@@ -74,6 +78,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
+
+    if settings.observability.metrics.enabled:
+        scrape = metrics_endpoint(settings.observability.metrics)
+        app.add_api_route("/metrics", scrape, methods=["GET"], include_in_schema=False)
 
     app.add_middleware(BodyLimit, max_bytes=settings.limits.max_body_bytes)
     app.open_fast_lane(

@@ -20,6 +20,7 @@ from agenthost.billing.reservations import (
 )
 from agenthost.limits import MemoryRateLimiter, RateLimiter
 from agenthost.limits.fallback import FallbackRateLimiter, RedisHealth, connect
+from agenthost.observability import metrics
 from agenthost.providers.base import Provider
 from agenthost.providers.registry import build_providers
 from agenthost.runs.background import BackgroundRuns
@@ -28,6 +29,8 @@ from agenthost.runtime.tools import NoServerTools, ServerTools
 from agenthost.server_secret import server_secret
 from agenthost.settings import Settings
 from agenthost.storage.database import Database
+
+GAUGE_SECONDS = 5.0  # how often each worker samples its pool and settle queue
 
 
 @dataclass
@@ -77,8 +80,20 @@ class Services:
 
     def start_background(self) -> None:
         self._tasks.append(asyncio.create_task(self.keys.run_background()))
+        if self.settings.observability.metrics.enabled:
+            self._tasks.append(asyncio.create_task(self._sample_gauges()))
         if self.invalidations is not None:
             self._tasks.append(asyncio.create_task(self.invalidations.run()))
+
+    async def _sample_gauges(self) -> None:
+        """This worker's pool and settle queue, every few seconds (a scrape adds up the
+        workers' samples)."""
+        pool = self.db.engine.pool
+        while True:
+            metrics.DB_POOL_CHECKED_OUT.set(getattr(pool, "checkedout", lambda: 0)())
+            metrics.DB_POOL_SIZE.set(getattr(pool, "size", lambda: 0)())
+            metrics.SETTLE_QUEUE.set(self.meter.settles_waiting)
+            await asyncio.sleep(GAUGE_SECONDS)
 
     async def close(self) -> None:
         await self.background.close()

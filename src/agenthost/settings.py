@@ -179,6 +179,22 @@ class BootstrapSettings(_Section):
     default_agent: bool = Field(True, description="create a ready agent on first start")
 
 
+class MetricsSettings(_Section):
+    enabled: bool = Field(True, description="serve Prometheus metrics at GET /metrics")
+    bearer_token: SecretStr | None = Field(
+        None, description="when set, a scrape must send `Authorization: Bearer TOKEN`"
+    )
+
+
+class ObservabilitySettings(_Section):
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    otlp_endpoint: str | None = Field(
+        None, description="OTLP/HTTP base URL: export a trace of each request when set"
+    )
+    record_content: bool = Field(False, description="traces carry prompt and output text")
+    service_name: str = Field("agenthost", description="service.name of exported traces")
+
+
 def _default_providers() -> dict[str, ProviderSettings]:
     return {"local": ProviderSettings(type="local")}
 
@@ -207,6 +223,7 @@ class Settings(BaseSettings):
     mcp_servers: dict[str, McpServerSettings] = Field(default_factory=dict)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     bootstrap: BootstrapSettings = Field(default_factory=BootstrapSettings)
+    observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
 
     @field_validator("database_url")
     @classmethod

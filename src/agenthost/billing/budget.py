@@ -32,6 +32,7 @@ from agenthost.billing.tokens import PromptSize, prompt_size
 from agenthost.conversation import AgentSpec, ModelRequest
 from agenthost.errors import InsufficientBalance
 from agenthost.events import Usage
+from agenthost.observability import metrics
 
 if TYPE_CHECKING:
     from agenthost.billing.meter import Meter
@@ -162,6 +163,7 @@ class RunBudget:
             # The next request reads the balance afresh: a grant made elsewhere (the CLI,
             # another worker) after a refusal is what the refused user waits for.
             self._meter.forget(self.user_id)
+            metrics.INSUFFICIENT_BALANCE.inc()
             raise InsufficientBalance(
                 f"Your balance ({max(free - ask.spent, 0)} credits not held by running "
                 f"requests) cannot cover this request: its input alone may cost "
@@ -189,6 +191,7 @@ class RunBudget:
             held, cap, free = await self._hold(owner, hold_id, left, ask, wanted)
             if held is None:  # an earlier hold of this run stays until the settle
                 period = principal.key_budget_period or "lifetime"
+                metrics.INSUFFICIENT_BALANCE.inc()
                 raise InsufficientBalance(
                     f"This API key's budget ({principal.key_max_credits} credits per "
                     f"{period}, {max(free - ask.spent, 0)} left and not held by running "

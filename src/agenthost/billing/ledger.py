@@ -67,6 +67,11 @@ class LedgerWriter:
         """Settles waiting for the database to come back."""
         return len(self._deferred)
 
+    @property
+    def waiting(self) -> int:
+        """Settles not yet written: queued for the next batch, or deferred."""
+        return len(self._queue) + len(self._deferred)
+
     async def write(
         self, user_id: str, rows: list[dict[str, Any]], charge: bool, after: After | None = None
     ) -> int | None:

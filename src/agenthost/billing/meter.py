@@ -34,6 +34,7 @@ from agenthost.billing.pricing import PriceBook, cost
 from agenthost.billing.reservations import MemoryReservations, ReservationStore
 from agenthost.conversation import AgentSpec
 from agenthost.events import StepFinished
+from agenthost.observability import metrics
 from agenthost.settings import BalanceSettings, parse_duration
 from agenthost.single_flight import SingleFlight
 from agenthost.storage.database import Database
@@ -116,6 +117,10 @@ class Meter:
         async with self._db.session() as session:
             return await rollups.key_spend(session, key_id, period_start(period))
 
+    @property
+    def settles_waiting(self) -> int:
+        return self._ledger.waiting
+
     def budget(self, principal: Principal, agent: AgentSpec) -> RunBudget:
         """The spending of one run (admits and settles each of its model calls)."""
         return RunBudget(self, principal, agent)
@@ -164,8 +169,15 @@ class Meter:
             await written(None)
             return
         rows = [self._transaction(budget, step, request_id) for step in steps]
+        provider = budget.agent.provider
+
+        async def recorded(credits: int | None) -> None:
+            for row in rows:  # counted once the ledger holds them: the two always agree
+                metrics.charged(provider, row["model"], row, -row["credits"])
+            await written(credits)
+
         try:
-            await self._ledger.write(user_id, rows, charge=self.enabled, after=written)
+            await self._ledger.write(user_id, rows, charge=self.enabled, after=recorded)
         except SettleDeferred:
             log.warning("ledger settle for %s deferred until the database is back", request_id)
         except Exception:

@@ -42,6 +42,8 @@ def serve(
     run(prepare)
     if _state.get("config"):
         os.environ["AGENTHOST_CONFIG"] = str(Path(_state["config"]).resolve())
+    if workers > 1:
+        _share_metrics(cfg.data_dir / "metrics")
     uvicorn.run(
         "agenthost.app:create_app",
         factory=True,
@@ -52,3 +54,14 @@ def serve(
         timeout_graceful_shutdown=30,
         access_log=False,
     )
+
+
+def _share_metrics(folder: Path) -> None:
+    """Workers write their metrics to files in `folder` (emptied: a past run's values
+    must not count), so a scrape answered by any of them sees the whole server."""
+    from agenthost.observability.metrics import MULTIPROCESS_ENV
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("*.db"):
+        stale.unlink()
+    os.environ[MULTIPROCESS_ENV] = str(folder.resolve())

@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from agenthost.http.body_limit import BodyLimit
 from agenthost.http.errors import error_response
+from agenthost.http.metrics import observe
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -49,6 +50,9 @@ class FastLaneApp(FastAPI):
         self._lane = BodyLimit(_Endpoints(routes), max_bytes=max_body_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await super().__call__(scope, receive, send)
+            return
         lane = self._lane
         if (
             lane is not None
@@ -57,6 +61,6 @@ class FastLaneApp(FastAPI):
             and scope["path"] in self.fast_lane
         ):
             scope["app"] = self
-            await lane(scope, receive, send)
+            await observe(lane, scope, receive, send, scope["path"])
             return
-        await super().__call__(scope, receive, send)
+        await observe(super().__call__, scope, receive, send, "")

@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from agenthost.observability import metrics
 from agenthost.runtime.loop import RunState
 
 T = TypeVar("T")
@@ -60,6 +61,7 @@ class EventStreamResponse(Response):
             while (await receive())["type"] != "http.disconnect":
                 pass
 
+        metrics.ACTIVE_STREAMS.inc()
         try:
             async with anyio.create_task_group() as group:
 
@@ -73,6 +75,7 @@ class EventStreamResponse(Response):
                 group.start_soon(run, stream)
                 await run(watch)
         finally:
+            metrics.ACTIVE_STREAMS.dec()
             with anyio.CancelScope(shield=True):
                 await self.frames.aclose()  # type: ignore[attr-defined]
 

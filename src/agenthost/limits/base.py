@@ -19,6 +19,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
 from agenthost.errors import RateLimited
+from agenthost.observability import metrics
 from agenthost.settings import RateLimit
 
 WINDOW_SECONDS = 60
@@ -92,6 +93,7 @@ def refusal(scope: Scope, what: str, retry_after: float) -> RateLimited:
         "concurrent": "concurrent requests",
     }
     owner = "API key" if subject == "key" else "user"
+    metrics.RATE_LIMITED.labels(subject).inc()
     return RateLimited(
         f"Rate limit reached for {labels[what]} of this {owner}. Try again in {retry_after:.1f}s.",
         retry_after=retry_after,

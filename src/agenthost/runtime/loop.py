@@ -28,7 +28,7 @@ from agenthost.conversation import (
     ToolCall,
     ToolChoice,
 )
-from agenthost.errors import UpstreamTimeout, UpstreamUnavailable
+from agenthost.errors import ProviderError, UpstreamTimeout, UpstreamUnavailable
 from agenthost.events import (
     Finish,
     ModelEvent,
@@ -45,6 +45,7 @@ from agenthost.events import (
     Usage,
     UsageReport,
 )
+from agenthost.observability import metrics
 from agenthost.providers.base import Provider
 from agenthost.runtime import structured
 from agenthost.runtime.budget import CallBudget, Unmetered
@@ -252,6 +253,7 @@ class AgentRunner:
         # Providers are async generators; the base class only promises an iterator.
         batches = cast(AsyncGenerator[list[ModelEvent], None], run.provider.stream_batches(call))
         timed = not run.provider.bounds_waits  # else the provider ends its call in time
+        provider, started, waiting = run.provider.name, loop.time(), True
         async with aclosing(batches) as upstream:
             while True:
                 try:
@@ -265,9 +267,16 @@ class AgentRunner:
                 except (TimeoutError, UpstreamTimeout) as exc:
                     if loop.time() >= run.deadline:
                         raise LimitReached("run_deadline") from exc
+                    metrics.UPSTREAM_ERRORS.labels(provider, "timeout").inc()
                     if isinstance(exc, UpstreamTimeout):
                         raise
                     raise UpstreamTimeout(f"upstream {run.provider.name} timed out") from exc
+                except ProviderError as exc:
+                    metrics.UPSTREAM_ERRORS.labels(provider, exc.code or "upstream_error").inc()
+                    raise
+                if waiting:
+                    waiting = False
+                    metrics.FIRST_TOKEN_SECONDS.labels(provider).observe(loop.time() - started)
                 visible, stop = self._route_batch(run, batch, server_indexes, step)
                 if stop is None and most_chars and run.state.pending_output_chars > most_chars:
                     stop = LimitReached("max_output_tokens")

@@ -23,6 +23,7 @@ import orjson
 
 from agenthost.conversation import AgentSpec, ToolSpec
 from agenthost.errors import ConfigError, UpstreamUnavailable
+from agenthost.observability import metrics
 from agenthost.runtime.mcp_connection import McpConnection
 from agenthost.runtime.mcp_headers import check_placeholders, is_per_user, render_headers
 from agenthost.runtime.tools import Caller, ServerTool, ToolResult
@@ -117,17 +118,30 @@ class McpTools:
     async def call(self, tool: ServerTool, arguments: str, timeout: float) -> ToolResult:
         connection = self._connections.get(tool.scope)
         config = self._servers.get(tool.server)
+        server = tool.server
         if connection is None or config is None:
-            return ToolResult(f"MCP server '{tool.server}' is not connected", is_error=True)
+            metrics.MCP_CALLS.labels(server, "unavailable").inc()
+            return ToolResult(f"MCP server '{server}' is not connected", is_error=True)
         try:
             parsed = orjson.loads(arguments or "{}")
+            refusal = None if isinstance(parsed, dict) else "tool arguments must be a JSON object"
         except orjson.JSONDecodeError:
-            return ToolResult("tool arguments are not valid JSON", is_error=True)
-        if not isinstance(parsed, dict):
-            return ToolResult("tool arguments must be a JSON object", is_error=True)
+            refusal = "tool arguments are not valid JSON"
+        if refusal is not None:
+            metrics.MCP_CALLS.labels(server, "invalid_arguments").inc()
+            return ToolResult(refusal, is_error=True)
         # The agent's limit and the server's own timeout both cap a call.
         limit = min(timeout, config.timeout_seconds)
-        return await connection.call(tool.remote_name or tool.spec.name, parsed, limit)
+        outcome = "failed"
+        try:
+            result = await connection.call(tool.remote_name or tool.spec.name, parsed, limit)
+            outcome = "error" if result.is_error else "ok"
+            return result
+        except TimeoutError:
+            outcome = "timeout"
+            raise
+        finally:
+            metrics.MCP_CALLS.labels(server, outcome).inc()
 
     async def aclose(self) -> None:
         connections, self._connections = list(self._connections.values()), {}

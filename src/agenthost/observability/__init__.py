@@ -1,0 +1,2 @@
+"""What operators watch: Prometheus metrics and OpenTelemetry traces (leaves: no
+web framework, no storage, no wire models)."""

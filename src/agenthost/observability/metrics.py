@@ -1,0 +1,129 @@
+"""Prometheus metrics, recorded where things happen and served at `GET /metrics`.
+
+Metrics live in prometheus_client's default registry, as is usual for it: recording is a
+dict lookup and a locked add, cheap enough for every request. With several workers
+(`serve --workers N`) `serve` points `PROMETHEUS_MULTIPROC_DIR` at a fresh folder before
+the workers start, so each writes its values to memory-mapped files there and a scrape
+(answered by any worker) adds up the whole server.
+
+Labels are bounded by configuration (routes, providers, models, MCP servers) or by
+fixed vocabularies (statuses, error codes, token kinds): never a user, key or free text.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client import multiprocess as _multiprocess
+
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+# 1 ms to 5 min: the fast refusals, proxied calls, and long agent runs.
+DURATION_BUCKETS = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+    1, 2.5, 5, 10, 30, 60, 120, 300,
+)  # fmt: skip
+FIRST_TOKEN_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60, 120)
+
+REQUESTS = Counter(
+    "agenthost_requests", "HTTP requests answered.", ["route", "status", "interface"]
+)
+REQUEST_SECONDS = Histogram(
+    "agenthost_request_duration_seconds",
+    "Time from a request's arrival to the end of its response (streams included).",
+    ["route", "interface"],
+    buckets=DURATION_BUCKETS,
+)
+FIRST_TOKEN_SECONDS = Histogram(
+    "agenthost_time_to_first_token_seconds",
+    "Time from a model call's start to the upstream's first output.",
+    ["provider"],
+    buckets=FIRST_TOKEN_BUCKETS,
+)
+TOKENS = Counter(
+    "agenthost_tokens", "Tokens charged, as in the ledger.", ["kind", "provider", "model"]
+)
+CREDITS = Counter(
+    "agenthost_credits_charged", "Credits charged, as in the ledger.", ["provider", "model"]
+)
+UPSTREAM_ERRORS = Counter(
+    "agenthost_upstream_errors", "Model calls that failed upstream.", ["provider", "kind"]
+)
+RATE_LIMITED = Counter("agenthost_rate_limited", "Requests refused by a rate limit.", ["scope"])
+INSUFFICIENT_BALANCE = Counter(
+    "agenthost_insufficient_balance",
+    "Model calls refused because the balance (or the key's budget) could not pay.",
+)
+ACTIVE_STREAMS = Gauge(
+    "agenthost_active_streams", "Event streams open.", multiprocess_mode="livesum"
+)
+ACTIVE_RUNS = Gauge("agenthost_active_runs", "Agent runs in progress.", multiprocess_mode="livesum")
+MCP_CALLS = Counter("agenthost_mcp_calls", "MCP tool calls.", ["server", "outcome"])
+DB_POOL_CHECKED_OUT = Gauge(
+    "agenthost_db_pool_connections_in_use",
+    "Database connections checked out of the pool.",
+    multiprocess_mode="livesum",
+)
+DB_POOL_SIZE = Gauge(
+    "agenthost_db_pool_size", "Database connections the pool keeps.", multiprocess_mode="livesum"
+)
+SETTLE_QUEUE = Gauge(
+    "agenthost_settle_queue_length",
+    "Ledger settles waiting to be written (queued, or deferred while the database is away).",
+    multiprocess_mode="livesum",
+)
+
+TOKEN_KINDS = (
+    ("input", "input_tokens"),
+    ("output", "output_tokens"),
+    ("cache_read", "cache_read_tokens"),
+    ("cache_write", "cache_write_tokens"),
+    ("reasoning", "reasoning_tokens"),
+)
+
+
+def charged(provider: str, model: str, tokens: dict[str, int], credits: int) -> None:
+    """One ledger row's usage (`tokens` by ledger column) and the credits it cost."""
+    for kind, column in TOKEN_KINDS:
+        count = tokens.get(column) or 0
+        if count:
+            TOKENS.labels(kind, provider, model).inc(count)
+    if credits:
+        CREDITS.labels(provider, model).inc(credits)
+
+
+@contextmanager
+def active(gauge: Gauge) -> Iterator[None]:
+    gauge.inc()
+    try:
+        yield
+    finally:
+        gauge.dec()
+
+
+def exposition() -> bytes:
+    """The text a scrape gets: this process's metrics, or every worker's."""
+    folder = os.environ.get(MULTIPROCESS_ENV)
+    if not folder:
+        return generate_latest(REGISTRY)
+    registry = CollectorRegistry()
+    _multiprocess.MultiProcessCollector(registry, path=folder)  # type: ignore[no-untyped-call]
+    return generate_latest(registry)
+
+
+def worker_exited(pid: int) -> None:
+    """Drop a finished worker's live gauges (its counters still count)."""
+    if os.environ.get(MULTIPROCESS_ENV):
+        _multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
