@@ -16,7 +16,7 @@ from agenthost.http import chat, errors, models, responses_api, usage
 from agenthost.http.body_limit import BodyLimit
 from agenthost.http.fast_lane import FastLaneApp
 from agenthost.http.metrics import metrics_endpoint
-from agenthost.observability import metrics
+from agenthost.observability import metrics, tracing
 from agenthost.services import Services
 from agenthost.settings import Settings, load_settings
 from agenthost.storage.migrate import upgrade
@@ -44,6 +44,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        observed = settings.observability
+        tracing.configure(observed.otlp_endpoint, observed.service_name, observed.record_content)
         services = Services.build(settings)
         await upgrade(services.db.engine)
         first = await bootstrap.first_start(services.db, settings)
@@ -58,6 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await services.close()
             metrics.worker_exited(os.getpid())
+            tracing.shutdown()
 
     app = FastLaneApp(
         title="agenthost",

@@ -16,7 +16,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agenthost.errors import AuthenticationFailed
-from agenthost.observability import metrics
+from agenthost.observability import metrics, tracing
 from agenthost.settings import MetricsSettings
 
 API_PREFIX = "/api/agents/v1"
@@ -62,13 +62,41 @@ async def observe(app: ASGIApp, scope: Scope, receive: Receive, send: Send, rout
             status = 403  # closed before accepting
         await send(message)
 
+    traced = tracing.tracer() is not None
     try:
-        await app(scope, receive, sending)
+        if traced:
+            await _traced(app, scope, receive, sending, route)
+        else:
+            await app(scope, receive, sending)
     finally:
         label = route or route_of(scope)
         interface = interface_of(scope["path"])
         metrics.REQUESTS.labels(label, str(status), interface).inc()
         metrics.REQUEST_SECONDS.labels(label, interface).observe(time.perf_counter() - started)
+
+
+async def _traced(app: ASGIApp, scope: Scope, receive: Receive, send: Send, route: str) -> None:
+    """`app` inside the request's server span (named after its route once it is known)."""
+    headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", ())}
+    method = scope.get("method", "WEBSOCKET")
+    status = 0
+
+    async def sending(message: Message) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+        await send(message)
+
+    with tracing.request_span(method, route or scope["path"], headers) as span:
+        try:
+            await app(scope, receive, sending)
+        finally:
+            if span is not None:
+                label = route or route_of(scope)
+                span.update_name(f"{method} {label}")
+                span.set_attribute("http.route", label)
+                if status:
+                    span.set_attribute("http.response.status_code", status)
 
 
 def metrics_endpoint(settings: MetricsSettings) -> Callable[[Request], Awaitable[Response]]:

@@ -32,6 +32,8 @@ _EXTRA_BODY = ("temperature", "top_p")
 class AnthropicProvider(Provider):
     """Claude models. `supports_json_schema()` is False: json_schema requests get a 400."""
 
+    system = "anthropic"
+
     def __init__(self, name: str, config: ProviderSettings) -> None:
         super().__init__(name)
         self._config = config

@@ -32,6 +32,8 @@ class Provider(ABC):
     # call carries a cap: billing reserves exactly it). `max_output_tokens` in the
     # provider's settings replaces it.
     default_max_output_tokens = 4096
+    # `gen_ai.system` in traces (OpenTelemetry's GenAI conventions).
+    system = "_OTHER"
 
     def __init__(self, name: str) -> None:
         self.name = name

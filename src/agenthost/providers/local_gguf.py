@@ -328,6 +328,8 @@ class LocalGGUFProvider(Provider):
     so the prompt and the output fit `context_tokens`.
     """
 
+    system = "llama_cpp"
+
     default_max_output_tokens = DEFAULT_MAX_OUTPUT_TOKENS
 
     def __init__(self, name: str, config: ProviderSettings) -> None:

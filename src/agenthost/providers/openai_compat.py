@@ -437,6 +437,8 @@ class OpenAICompatProvider(Provider):
 
     `supports_json_schema()` stays True (the base default): the upstream enforces it."""
 
+    system = "openai"
+
     bounds_waits = True
 
     def __init__(self, name: str, config: ProviderSettings) -> None:

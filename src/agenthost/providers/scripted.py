@@ -186,6 +186,8 @@ def _words(message: Message) -> int:
 class ScriptedProvider(Provider):
     """Answers from its script and in-band directives; no network, fully deterministic."""
 
+    system = "agenthost_scripted"
+
     def __init__(self, name: str, config: ProviderSettings) -> None:
         super().__init__(name)
         self._script = load_script(name, config.script)

@@ -18,7 +18,7 @@ from agenthost.auth.principal import Principal
 from agenthost.billing.gate import Pass
 from agenthost.conversation import AgentSpec, RunRequest
 from agenthost.events import RunEvent
-from agenthost.observability import metrics
+from agenthost.observability import metrics, tracing
 from agenthost.runtime.loop import RunState
 from agenthost.runtime.mcp_headers import needed_secrets, require_secrets
 from agenthost.runtime.tools import Caller
@@ -65,7 +65,8 @@ class Execution:
     async def admit(self) -> None:
         """The first half of `start()`: the gate."""
         self._for = await self._caller()  # a missing secret fails before the gate
-        self._pass = await self.services.gate.enter(self.principal, self.agent, self.request)
+        with tracing.span("agenthost.admission", {"agenthost.agent": self.agent.id}):
+            self._pass = await self.services.gate.enter(self.principal, self.agent, self.request)
         metrics.ACTIVE_RUNS.inc()
         self.state.budget = self._pass.budget
         self.headers = self._pass.headers
@@ -116,4 +117,5 @@ class Execution:
             if passed is not None:
                 metrics.ACTIVE_RUNS.dec()
                 self.state.close_pending()
-                await self.services.gate.leave(passed, self.state.steps, self.request_id)
+                with tracing.span("agenthost.settle"):
+                    await self.services.gate.leave(passed, self.state.steps, self.request_id)

@@ -45,7 +45,7 @@ from agenthost.events import (
     Usage,
     UsageReport,
 )
-from agenthost.observability import metrics
+from agenthost.observability import metrics, tracing
 from agenthost.providers.base import Provider
 from agenthost.runtime import structured
 from agenthost.runtime.budget import CallBudget, Unmetered
@@ -61,6 +61,11 @@ from agenthost.runtime.steps import (
     tool_message,
 )
 from agenthost.runtime.tools import Caller, NoServerTools, ServerTool, ServerTools, ToolResult
+from agenthost.runtime.tracing import (
+    end_model_call,
+    model_call_attributes,
+    tool_call_attributes,
+)
 from agenthost.settings import RunLimits
 
 # An upstream that streams more than this many characters per token of the output cap
@@ -193,12 +198,18 @@ class AgentRunner:
             await state.budget.admit(call)
             step = Step()
             stopped: str | None = None
+            traced = tracing.start(f"chat {call.model}", model_call_attributes(run.provider, call))
             try:
                 async with aclosing(self._model_call(run, call, step)) as events:
                     async for event in events:
                         yield event
             except LimitReached as limit:
                 stopped = limit.reason
+            except BaseException as exc:
+                tracing.fail(traced, exc)
+                raise
+            finally:
+                end_model_call(traced, step)
             yield self._close_step(step_no, run, call, step)
             if stopped is None:
                 stopped = self._server_call_limit(run, step, step_no)
@@ -363,6 +374,12 @@ class AgentRunner:
 
     async def _call_one(self, tool: ServerTool, arguments: str, timeout: float) -> ToolResult:
         """One server call; a timeout or failure becomes an error result for the model."""
+        with tracing.span(f"execute_tool {tool.spec.name}", tool_call_attributes(tool)):
+            return await self._call_one_untraced(tool, arguments, timeout)
+
+    async def _call_one_untraced(
+        self, tool: ServerTool, arguments: str, timeout: float
+    ) -> ToolResult:
         try:
             # A small grace lets the tool layer report its own timeout first.
             async with asyncio.timeout(timeout + 1.0):
