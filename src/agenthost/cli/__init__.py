@@ -10,6 +10,7 @@ from typer.exceptions import TyperException
 
 from agenthost.cli import (  # noqa: F401  (register commands)
     agents,
+    audit,
     balance,
     keys,
     serve,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import getpass
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -10,6 +11,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from agenthost.settings import Settings, load_settings
+from agenthost.storage.repositories import audit
 
 __all__ = ["CommandError", "Settings", "app", "db", "run", "settings"]
 
@@ -51,6 +53,14 @@ class CommandError(Exception):
 def main_options(config: ConfigOption = None) -> None:
     """Options shared by every command."""
     _state["config"] = config
+    audit.set_actor(f"cli:{_os_user()}")
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (some containers)
+        return "unknown"
 
 
 def settings() -> Settings:

@@ -234,3 +234,24 @@ class UserSecret(Base):
     sealed_value: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class AuditEvent(Base):
+    """A security-relevant change: who did what to what, when, with before/after where it
+    applies. Written in the change's own transaction; the product never updates or
+    deletes these rows."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        Index("ix_audit_events_at", "at"),
+        Index("ix_audit_events_actor_at", "actor", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(320))  # an email, `cli:NAME` or `system`
+    action: Mapped[str] = mapped_column(String(64))  # e.g. api_key.created
+    target_kind: Mapped[str] = mapped_column(String(32))  # user | api_key | agent | ...
+    target_id: Mapped[str] = mapped_column(String(320))
+    target: Mapped[str] = mapped_column(String(320))  # what a reader recognises it by
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)

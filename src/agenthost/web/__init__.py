@@ -9,7 +9,16 @@ from fastapi.staticfiles import StaticFiles
 
 from agenthost.web.context import csrf_guard
 from agenthost.web.errors import WebError, handle_web_error, html_error
-from agenthost.web.views import admin, agents, auth, keys, playground, usage, user_secrets
+from agenthost.web.views import (
+    admin,
+    admin_audit,
+    agents,
+    auth,
+    keys,
+    playground,
+    usage,
+    user_secrets,
+)
 
 STATIC = Path(__file__).parent / "static"
 
@@ -17,7 +26,7 @@ STATIC = Path(__file__).parent / "static"
 def build_router() -> APIRouter:
     # The CSRF check runs for every POST of every page, before the view.
     router = APIRouter(dependencies=[Depends(csrf_guard)], include_in_schema=False)
-    for module in (auth, keys, user_secrets, agents, usage, admin, playground):
+    for module in (auth, keys, user_secrets, agents, usage, admin, admin_audit, playground):
         router.include_router(module.router)
     return router
 

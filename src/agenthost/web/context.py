@@ -14,6 +14,7 @@ from agenthost.auth.permissions import RolePermissions
 from agenthost.auth.principal import Principal
 from agenthost.services import Services
 from agenthost.storage.models import User
+from agenthost.storage.repositories import audit
 from agenthost.storage.repositories import users as user_repo
 from agenthost.web import templating
 from agenthost.web.errors import LoginRequired, WebError, forbidden
@@ -99,6 +100,8 @@ async def current_visit(request: Request) -> Visit:
     await services.access.refresh_overrides()
     visit = Visit(request, services, codec, data, user, fresh)
     request.state.visit = visit
+    if user is not None:
+        audit.set_actor(user.email)  # this request's changes are theirs
     return visit
 
 

@@ -6,14 +6,25 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agenthost.storage.models import Balance, User
+from agenthost.storage.repositories import audit
 
 
 async def set_role(session: AsyncSession, user_id: str, role: str) -> None:
+    user = await session.get(User, user_id)
+    if user is None or user.role == role:
+        return
+    change = {"before": {"role": user.role}, "after": {"role": role}}
     await session.execute(update(User).where(User.id == user_id).values(role=role))
+    audit.record(session, "user.role_changed", "user", user_id, user.email, change)
 
 
 async def set_disabled(session: AsyncSession, user_id: str, disabled: bool) -> None:
+    user = await session.get(User, user_id)
+    if user is None or user.disabled == disabled:
+        return
     await session.execute(update(User).where(User.id == user_id).values(disabled=disabled))
+    action = "user.disabled" if disabled else "user.enabled"
+    audit.record(session, action, "user", user_id, user.email)
 
 
 async def set_password_hash(session: AsyncSession, user_id: str, password_hash: str) -> None:

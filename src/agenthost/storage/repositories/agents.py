@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from agenthost import ids
 from agenthost.storage.models import Agent, AgentGrant
+from agenthost.storage.repositories import audit
 
 GRANT_KINDS = ("user", "role", "public")
 
@@ -38,6 +39,8 @@ async def create(
     )
     session.add(agent)
     await session.flush()
+    details = {"owner_id": owner_id, "provider": provider, "model": model}
+    audit.record(session, "agent.created", "agent", agent.id, name, details)
     return agent
 
 
@@ -86,14 +89,24 @@ async def add_grant(session: AsyncSession, agent_id: str, kind: str, subject: st
     if exists.first() is None:
         session.add(AgentGrant(agent_id=agent_id, kind=kind, subject=subject))
         await session.flush()
+        await _record(session, "agent.shared", agent_id, {"kind": kind, "subject": subject})
 
 
 async def remove_grant(session: AsyncSession, agent_id: str, kind: str, subject: str) -> None:
-    await session.execute(
+    removed = await session.execute(
         delete(AgentGrant).where(
             AgentGrant.agent_id == agent_id, AgentGrant.kind == kind, AgentGrant.subject == subject
         )
     )
+    if getattr(removed, "rowcount", 0):
+        await _record(session, "agent.unshared", agent_id, {"kind": kind, "subject": subject})
+
+
+async def _record(
+    session: AsyncSession, action: str, agent_id: str, details: dict[str, Any] | None = None
+) -> None:
+    agent = await session.get(Agent, agent_id)
+    audit.record(session, action, "agent", agent_id, agent.name if agent else agent_id, details)
 
 
 async def list_grants(session: AsyncSession, agent_id: str) -> list[AgentGrant]:
@@ -102,5 +115,6 @@ async def list_grants(session: AsyncSession, agent_id: str) -> list[AgentGrant]:
 
 
 async def delete_agent(session: AsyncSession, agent_id: str) -> None:
+    await _record(session, "agent.deleted", agent_id)
     await session.execute(delete(AgentGrant).where(AgentGrant.agent_id == agent_id))
     await session.execute(delete(Agent).where(Agent.id == agent_id))

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from agenthost import ids
 from agenthost.storage.models import ApiKey, User, utcnow
+from agenthost.storage.repositories import audit
 
 
 async def create(
@@ -36,7 +37,19 @@ async def create(
     )
     session.add(row)
     await session.flush()
+    details = {
+        "user_id": user_id,
+        "agents": agent_scope,
+        "expires_at": expires_at.isoformat() if expires_at else None,
+        "max_credits": max_credits,
+        "budget_period": budget_period,
+    }
+    audit.record(session, "api_key.created", "api_key", row.id, _label(row), details)
     return row
+
+
+def _label(row: ApiKey) -> str:
+    return f"{row.prefix}… ({row.name})"
 
 
 async def find_by_hash(session: AsyncSession, key_hash: str) -> tuple[ApiKey, User] | None:
@@ -65,6 +78,8 @@ async def revoke(session: AsyncSession, key_id: str) -> ApiKey | None:
     if row is not None and row.revoked_at is None:
         row.revoked_at = utcnow()
         await session.flush()
+        details = {"user_id": row.user_id}
+        audit.record(session, "api_key.revoked", "api_key", row.id, _label(row), details)
     return row
 
 

@@ -25,7 +25,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
 from agenthost.storage.driver_sql import DriverStatement
-from agenthost.storage.models import Balance, Transaction, utcnow
+from agenthost.storage.models import Balance, Transaction, User, utcnow
+from agenthost.storage.repositories import audit
 
 _TRANSACTIONS = cast(Table, Transaction.__table__)
 _BALANCES = cast(Table, Balance.__table__)
@@ -139,6 +140,11 @@ async def refill_if_due(
 async def apply(session: AsyncSession, transaction: Transaction) -> int:
     """Add the transaction and change the balance by its credits; returns the new balance."""
     session.add(transaction)
+    if transaction.kind == "grant":
+        details = {"credits": transaction.credits, "note": transaction.note}
+        user = await session.get(User, transaction.user_id)
+        label = user.email if user is not None else transaction.user_id
+        audit.record(session, "balance.granted", "user", transaction.user_id, label, details)
     result = await session.execute(
         update(Balance)
         .where(Balance.user_id == transaction.user_id)

@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from agenthost import ids
 from agenthost.storage.models import User
+from agenthost.storage.repositories import audit
 
 ROLES = ("admin", "user")
 
@@ -32,6 +33,7 @@ async def create(
     )
     session.add(user)
     await session.flush()
+    audit.record(session, "user.added", "user", user.id, user.email, {"role": role})
     return user
 
 

@@ -10,6 +10,7 @@ from agenthost.auth.passwords import verify_password
 from agenthost.auth.sessions import LoginThrottle
 from agenthost.storage.repositories import users as user_repo
 from agenthost.web.context import FormDep, Visit, VisitDep, field, redirect, render
+from agenthost.web.sign_in_audit import record_sign_in
 
 router = APIRouter()
 
@@ -59,9 +60,11 @@ async def login(visit: VisitDep, form: FormDep) -> Response:
     ok = await to_thread.run_sync(verify_password, hashed, str(password or ""))
     if not ok or user is None:
         throttle.failed(email, address)
+        await record_sign_in(visit.services, email, user, address, ok=False)
         error = "Wrong email or password."
         return render(visit, "login.html", status=400, next=target, email=email, error=error)
     throttle.succeeded(email, address)
+    await record_sign_in(visit.services, email, user, address, ok=True)
     visit.sign_in(user)
     return redirect(visit, target)
 
