@@ -12,6 +12,7 @@ from typing import Any
 
 from bench import scenarios
 from bench.procs import Gateway, LoadGenerator, Monitor, Pinning, write_config
+from bench.reports import time_reports
 from bench.scenarios import CHAT, DIRECT, INSTANT, PACED, Endpoint, Interface, Timing, measure
 from bench.seed import seed
 
@@ -152,6 +153,8 @@ def _growth(
 ) -> list[Row]:  # fmt: skip
     """The overhead and streaming target cells again, on a database that is already large."""
     gateway, out["seed"] = _start_gateway(folder, upstream_url, pin.server, seeding=plan)
+    out["report_ms"] = time_reports(folder / "agenthost.db")
+    print(f"  spend reports (ms per grouping): {out['report_ms']}", flush=True)
     try:
         endpoint = _gateway_endpoint(gateway)
         interfaces, _ = _interfaces(gateway)

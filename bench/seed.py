@@ -67,6 +67,7 @@ def seed(path: Path, agent_id: str, responses: int, transactions: int) -> dict[s
         "credits": -72, "note": None, "created_at": None,
     }  # fmt: skip
     _insert(db, "transactions", ledger, _ledger_rows(ledger, origin, transactions))
+    _roll_up(db)
     body = json.dumps({"object": "response", "status": "completed", "output": []})
     stored = {
         "id": None, "user_id": user_id, "agent_id": agent_id, "api_key_id": key_id,
@@ -78,6 +79,21 @@ def seed(path: Path, agent_id: str, responses: int, transactions: int) -> dict[s
     db.close()
     seconds = round(time.monotonic() - started, 1)
     return {"responses": responses, "transactions": transactions, "seconds": seconds}
+
+
+def _roll_up(db: sqlite3.Connection) -> None:
+    """What the settles would have added to the usage rollups, per day and group."""
+    db.execute("DELETE FROM usage_rollups")
+    db.execute(
+        "INSERT INTO usage_rollups (day, user_id, api_key_id, agent_id, model, requests,"
+        " input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,"
+        " reasoning_tokens, credits)"
+        " SELECT substr(created_at, 1, 10), user_id, COALESCE(api_key_id, ''),"
+        " COALESCE(agent_id, ''), COALESCE(model, ''), COUNT(*), SUM(input_tokens),"
+        " SUM(output_tokens), SUM(cache_read_tokens), SUM(cache_write_tokens),"
+        " SUM(reasoning_tokens), -SUM(credits) FROM transactions WHERE kind = 'usage'"
+        " GROUP BY 1, 2, 3, 4, 5"
+    )
 
 
 def _ledger_rows(

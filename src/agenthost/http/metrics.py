@@ -71,8 +71,7 @@ async def observe(app: ASGIApp, scope: Scope, receive: Receive, send: Send, rout
     finally:
         label = route or route_of(scope)
         interface = interface_of(scope["path"])
-        metrics.REQUESTS.labels(label, str(status), interface).inc()
-        metrics.REQUEST_SECONDS.labels(label, interface).observe(time.perf_counter() - started)
+        metrics.requested(label, str(status), interface, time.perf_counter() - started)
 
 
 async def _traced(app: ASGIApp, scope: Scope, receive: Receive, send: Send, route: str) -> None:

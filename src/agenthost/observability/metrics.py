@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -94,14 +95,45 @@ TOKEN_KINDS = (
 )
 
 
+# Children by label values: `labels()` validates and locks on every call, a dict does not.
+_token_children: dict[tuple[str, str], tuple[Any, ...]] = {}
+_request_children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+
+
 def charged(provider: str, model: str, tokens: dict[str, int], credits: int) -> None:
     """One ledger row's usage (`tokens` by ledger column) and the credits it cost."""
-    for kind, column in TOKEN_KINDS:
+    children = _token_children.get((provider, model))
+    if children is None:
+        children = tuple(TOKENS.labels(kind, provider, model) for kind, _ in TOKEN_KINDS)
+        children += (CREDITS.labels(provider, model),)
+        _token_children[(provider, model)] = children
+    for child, (_, column) in zip(children, TOKEN_KINDS, strict=False):
         count = tokens.get(column) or 0
         if count:
-            TOKENS.labels(kind, provider, model).inc(count)
+            child.inc(count)
     if credits:
-        CREDITS.labels(provider, model).inc(credits)
+        children[-1].inc(credits)
+
+
+_first_token_children: dict[str, Any] = {}
+
+
+def first_token(provider: str, seconds: float) -> None:
+    child = _first_token_children.get(provider)
+    if child is None:
+        child = _first_token_children[provider] = FIRST_TOKEN_SECONDS.labels(provider)
+    child.observe(seconds)
+
+
+def requested(route: str, status: str, interface: str, seconds: float) -> None:
+    """One request answered (its whole response, streams included)."""
+    key = (route, status, interface)
+    children = _request_children.get(key)
+    if children is None:
+        children = (REQUESTS.labels(*key), REQUEST_SECONDS.labels(route, interface))
+        _request_children[key] = children
+    children[0].inc()
+    children[1].observe(seconds)
 
 
 @contextmanager

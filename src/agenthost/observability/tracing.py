@@ -14,7 +14,7 @@ step of a generator cannot always be detached in another.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -78,15 +78,18 @@ def request_span(method: str, route: str, headers: Mapping[str, str]) -> Iterato
         yield span
 
 
-@contextmanager
-def span(name: str, attributes: Mapping[str, Any] | None = None) -> Iterator[Span | None]:
-    """A child span of whatever is current (for code that does not yield meanwhile)."""
+_OFF: AbstractContextManager[None] = nullcontext()
+
+
+def span(
+    name: str, attributes: Mapping[str, Any] | None = None
+) -> AbstractContextManager[Span | None]:
+    """A child span of whatever is current (for code that does not yield meanwhile);
+    with tracing off, one shared do-nothing context."""
     active = _tracer
     if active is None:
-        yield None
-        return
-    with active.start_as_current_span(name, attributes=dict(attributes or {})) as current:
-        yield current
+        return _OFF
+    return active.start_as_current_span(name, attributes=dict(attributes or {}))
 
 
 def start(name: str, attributes: Mapping[str, Any] | None = None) -> Span | None:

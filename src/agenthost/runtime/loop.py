@@ -198,7 +198,10 @@ class AgentRunner:
             await state.budget.admit(call)
             step = Step()
             stopped: str | None = None
-            traced = tracing.start(f"chat {call.model}", model_call_attributes(run.provider, call))
+            traced = None
+            if tracing.tracer() is not None:
+                attributes = model_call_attributes(run.provider, call)
+                traced = tracing.start(f"chat {call.model}", attributes)
             try:
                 async with aclosing(self._model_call(run, call, step)) as events:
                     async for event in events:
@@ -209,7 +212,8 @@ class AgentRunner:
                 tracing.fail(traced, exc)
                 raise
             finally:
-                end_model_call(traced, step)
+                if traced is not None:
+                    end_model_call(traced, step)
             yield self._close_step(step_no, run, call, step)
             if stopped is None:
                 stopped = self._server_call_limit(run, step, step_no)
@@ -287,7 +291,7 @@ class AgentRunner:
                     raise
                 if waiting:
                     waiting = False
-                    metrics.FIRST_TOKEN_SECONDS.labels(provider).observe(loop.time() - started)
+                    metrics.first_token(provider, loop.time() - started)
                 visible, stop = self._route_batch(run, batch, server_indexes, step)
                 if stop is None and most_chars and run.state.pending_output_chars > most_chars:
                     stop = LimitReached("max_output_tokens")
@@ -374,6 +378,8 @@ class AgentRunner:
 
     async def _call_one(self, tool: ServerTool, arguments: str, timeout: float) -> ToolResult:
         """One server call; a timeout or failure becomes an error result for the model."""
+        if tracing.tracer() is None:
+            return await self._call_one_untraced(tool, arguments, timeout)
         with tracing.span(f"execute_tool {tool.spec.name}", tool_call_attributes(tool)):
             return await self._call_one_untraced(tool, arguments, timeout)
 
