@@ -115,7 +115,8 @@ def test_failed_continuation_evicts_its_previous_response(
 @pytest.mark.parametrize(
     ("message", "param"),
     [
-        ({"type": "response.create", "stream": True}, "stream"),
+        ({"type": "response.create", "stream_options": {}}, "stream_options"),
+        ({"type": "response.create", "stream": "yes"}, "stream"),
         ({"type": "response.create", "background": True}, "background"),
         ({"type": "response.cancel"}, "type"),
         ({"type": "response.create", "bogus": 1}, "bogus"),
@@ -148,3 +149,35 @@ def test_connection_limit_reached(own: Api) -> None:
         assert event["error"]["code"] == "websocket_connection_limit_reached"
         with pytest.raises(ConnectionClosed):
             sock.recv(timeout=5)
+
+
+@pytest.mark.parametrize("flag", [True, False])
+def test_stream_flag_is_accepted_and_a_turn_streams_anyway(
+    socket: ClientConnection, api: Api, flag: bool
+) -> None:
+    # The OpenAI Agents SDK's WebSocket model always sends `"stream": true`.
+    order = turn(socket, {"model": api.tenant.scripted_agent, "input": "streamed", "stream": flag})
+    assert order.finish()["status"] == "completed"
+
+
+def test_a_message_over_the_body_limit_is_refused_and_the_socket_stays_usable(
+    socket: ClientConnection, api: Api
+) -> None:
+    over = "x" * (3_145_728 + 1_000)  # limits.max_body_bytes + a little
+    event = error_of(socket, {"model": api.tenant.scripted_agent, "input": over})
+    assert event["status"] == 413 and event["error"]["code"] == "request_too_large"
+    assert turn(socket, {"model": api.tenant.scripted_agent, "input": "still here"}).terminal
+
+
+def test_a_frame_far_over_the_limit_closes_the_socket(server: Server, alice: Tenant) -> None:
+    with open_socket(server, alice.key) as sock:
+        over = "x" * 3_400_000  # past the limit and the server's frame cap above it
+        body = {"type": "response.create", "model": alice.scripted_agent, "input": over}
+        with pytest.raises(ConnectionClosed) as closed:
+            sock.send(json.dumps(body))
+            sock.recv(timeout=20)
+    # The server closes with 1009 at the frame's header; a client still writing the rest
+    # may see the reset before it reads that close frame.
+    assert closed.value.rcvd is None or closed.value.rcvd.code == 1009
+    with open_socket(server, alice.key) as fresh:  # the server carries on
+        assert turn(fresh, {"model": alice.scripted_agent, "input": "after"}).terminal

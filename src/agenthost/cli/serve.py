@@ -11,6 +11,8 @@ import typer
 
 from agenthost.cli.base import ConfigOption, Settings, _state, app, db, run, settings
 
+WS_FRAME_SLACK = 65_536
+
 # --- serve ---------------------------------------------------------------------------
 
 
@@ -53,6 +55,11 @@ def serve(
         log_level=cfg.log_level.lower(),
         timeout_graceful_shutdown=30,
         access_log=False,
+        # A WebSocket message obeys the body limit (the app answers `request_too_large`
+        # up to here; a larger frame closes the connection with 1009), and no
+        # per-message compression: its buffers and zlib windows grow per connection.
+        ws_max_size=cfg.limits.max_body_bytes + WS_FRAME_SLACK,
+        ws_per_message_deflate=False,
     )
 
 

@@ -26,7 +26,7 @@ from starlette.types import Message
 from starlette.websockets import WebSocketState
 
 from agenthost.auth.principal import Principal
-from agenthost.errors import AgentHostError, InvalidRequest
+from agenthost.errors import AgentHostError, InvalidRequest, RequestTooLarge
 from agenthost.http.errors import json_error
 from agenthost.protocols.errors import describe, error_payload, internal_error, invalid_body
 from agenthost.protocols.responses import wire
@@ -36,7 +36,7 @@ from agenthost.services import Services
 
 log = logging.getLogger(__name__)
 router = APIRouter()
-DISALLOWED = ("stream", "stream_options", "background")
+DISALLOWED = ("stream_options", "background")
 CLOSE_NORMAL = 1000
 CLOSE_POLICY = 1008
 
@@ -68,6 +68,15 @@ async def _authenticate(websocket: WebSocket, services: Services) -> Principal |
         return None
 
 
+def _check_size(text: str, most: int) -> None:
+    """A message obeys the HTTP body limit (larger frames are refused by the server
+    before they reach here: `serve` caps them just above it)."""
+    if len(text) > most or (len(text) * 4 > most and len(text.encode("utf-8", "replace")) > most):
+        raise RequestTooLarge(
+            f"The message is larger than the limit of {most} bytes (limits.max_body_bytes)."
+        )
+
+
 def _parse(text: str) -> wire.CreateResponseRequest:
     try:
         data = orjson.loads(text)
@@ -85,6 +94,11 @@ def _parse(text: str) -> wire.CreateResponseRequest:
                 param=name,
             )
     del data["type"]
+    # A WebSocket turn always streams: `stream` (which some clients always send) is
+    # accepted and ignored, as long as it is a boolean.
+    stream = data.pop("stream", None)
+    if stream is not None and not isinstance(stream, bool):
+        raise InvalidRequest("'stream' must be a boolean.", code="invalid_type", param="stream")
     return wire.CreateResponseRequest.model_validate(data)
 
 
@@ -104,6 +118,7 @@ class Connection:
     async def handle(self, text: str) -> None:
         body: wire.CreateResponseRequest | None = None
         try:
+            _check_size(text, self.services.settings.limits.max_body_bytes)
             body = _parse(text)
             turn = await flow.prepare(self.services, self.principal, body, self.local)
             turn.decoded.run.streamed = True  # its events go out as they come
