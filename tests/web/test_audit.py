@@ -31,7 +31,7 @@ def test_cli_changes_are_recorded_with_the_cli_actor_and_no_secret(site: Site) -
     key_id = server.cli("keys", "list", email).stdout.split("\t")[0]
     server.cli("keys", "revoke", key_id)
     server.cli("balance", "add", email, "1234")
-    agent = server.create_agent(email, "scripted", "m", "--share-remote", "role:user")
+    agent = server.create_agent(email, "scripted", "m", "--share-remote", f"user:{email}")
     mine = (email, key_id)
     rows = [
         row

@@ -19,6 +19,7 @@ from agenthost.conversation import AgentSpec
 from agenthost.errors import NotFound, PermissionDenied
 from agenthost.settings import RemoteAgentPermissions
 from agenthost.single_flight import SingleFlight
+from agenthost.storable import require_storable
 from agenthost.storage.database import Database
 from agenthost.storage.models import Agent
 from agenthost.storage.repositories import agents as agent_repo
@@ -113,6 +114,7 @@ class AgentAccess:
             )
 
     async def resolve(self, principal: Principal, agent_id: str) -> AgentSpec:
+        require_storable(agent_id, "model")
         await self.refresh_overrides()
         self.require_use(principal)
         if not principal.key_allows(agent_id):

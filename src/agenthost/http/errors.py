@@ -137,7 +137,19 @@ _DATABASE_DOWN = (
 )
 
 
+# SQLSTATE 22021 (character_not_in_repertoire): text with a NUL reached PostgreSQL. The
+# known fields are checked before (agenthost/storable.py); this catches any other.
+_UNSTORABLE_TEXT = "22021"
+
+
 def _database_error(request: Request, exc: Exception) -> Response:
+    if getattr(getattr(exc, "orig", None), "sqlstate", None) == _UNSTORABLE_TEXT:
+        payload = error_payload(
+            "A text value contains a NUL character, which cannot be stored.",
+            "invalid_request_error",
+            "invalid_value",
+        )
+        return json_error(400, payload)
     generic = type(exc) is sa_exc.DBAPIError  # drivers' connect failures arrive unclassified
     invalidated = isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated
     if not (isinstance(exc, _DATABASE_DOWN) or generic or invalidated):

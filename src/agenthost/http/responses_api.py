@@ -36,6 +36,7 @@ from agenthost.runs import history
 from agenthost.runs import turn as flow
 from agenthost.runs.background import run_in_background
 from agenthost.services import Services
+from agenthost.storable import require_storable
 from agenthost.storage.models import StoredResponse
 from agenthost.storage.repositories import responses as repo
 
@@ -50,6 +51,7 @@ def response_not_found(response_id: str) -> NotFound:
 
 
 async def _owned(services: Services, principal: Principal, response_id: str) -> StoredResponse:
+    require_storable(response_id, "response_id")
     async with services.db.session() as session:
         row = await repo.get_owned(session, response_id, principal.user_id, principal.agent_scope)
     if row is None:

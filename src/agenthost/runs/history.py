@@ -14,6 +14,7 @@ from agenthost.protocols.responses import decode, wire
 from agenthost.protocols.responses.compaction import CompactionSealer
 from agenthost.protocols.responses.encode import VENDOR_TOOL_ITEM
 from agenthost.services import Services
+from agenthost.storable import require_storable
 from agenthost.storage.repositories import responses as repo
 
 Item = dict[str, Any]
@@ -54,6 +55,7 @@ async def load_history(
 ) -> list[Item]:
     if previous_id is None:
         return []
+    require_storable(previous_id, "previous_response_id")
     if local is not None:
         if previous_id in local.items:
             return list(local.items[previous_id])

@@ -13,6 +13,7 @@ from agenthost.auth import sessions
 from agenthost.auth.permissions import RolePermissions
 from agenthost.auth.principal import Principal
 from agenthost.services import Services
+from agenthost.storable import problem
 from agenthost.storage.models import User
 from agenthost.storage.repositories import audit
 from agenthost.storage.repositories import users as user_repo
@@ -141,7 +142,12 @@ AdminDep = Annotated[Visit, Depends(admin_only)]
 
 
 async def form_of(request: Request) -> FormData:
-    return await request.form()
+    form = await request.form()
+    for name, value in form.multi_items():
+        found = problem(value) if isinstance(value, str) else None
+        if found is not None:
+            raise WebError(400, "Invalid input", f"The field '{name[:64]}' {found}.")
+    return form
 
 
 FormDep = Annotated[FormData, Depends(form_of)]
