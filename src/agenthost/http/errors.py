@@ -155,10 +155,27 @@ def _database_error(request: Request, exc: Exception) -> Response:
     if not (isinstance(exc, _DATABASE_DOWN) or generic or invalidated):
         return _unexpected(request, exc)
     log.error("database unavailable: %s", str(exc).splitlines()[0][:300])
+    return _unavailable(request)
+
+
+def _unreachable(request: Request, exc: Exception) -> Response:
+    """An OSError on the request path: a database (or cache) host that refuses or drops
+    connections. Drivers raise these unwrapped (asyncpg's connect, for one)."""
+    log.error("backing service unreachable: %s: %s", type(exc).__name__, str(exc)[:300])
+    return _unavailable(request)
+
+
+def _unavailable(request: Request) -> Response:
+    headers = {"Retry-After": "1"}
+    html_error = getattr(request.app.state, "html_error", None)
+    if html_error is not None and not request.url.path.startswith("/api/"):
+        page: Response = html_error(request, 503)
+        page.headers.update(headers)
+        return page
     payload = error_payload(
         "The database is unavailable; try again shortly.", "server_error", "database_unavailable"
     )
-    return json_error(503, payload, {"Retry-After": "1"})
+    return json_error(503, payload, headers)
 
 
 Handler = Callable[[Request, Exception], Response]
@@ -168,6 +185,7 @@ _HANDLERS: dict[type[Exception], Handler] = {
     sa_exc.DBAPIError: _database_error,
     sa_exc.DisconnectionError: _database_error,
     sa_exc.TimeoutError: _database_error,
+    OSError: _unreachable,
     RequestValidationError: _request_validation,
     ValidationError: _request_validation,
     HTTPException: _http_error,
