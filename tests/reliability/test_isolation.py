@@ -313,6 +313,17 @@ FORBIDDEN_URLS = [
     "file:///etc/passwd",
     "ftp://example.com/x.png",
     "gopher://127.0.0.1:6379/_INFO",
+    # Parser differentials: what Node's fetch, curl and requests read as our own hosts.
+    "http://%31%32%37.0.0.1:8080/x.png",
+    "http://127.0.0.1:8080\\@example.com/x.png",
+    "http://%31%36%39.254.169.254/latest/meta-data/",
+    "http://169.254.169.254\\@example.com/latest/meta-data/",
+    "http://169.254.169.254:80\\@example.com/",
+    "http://example.com@169.254.169.254/",
+    "http://0251.0376.0251.0376/",
+    "http://0xa9fea9fe/",
+    "http://127.0.0.1\t/x.png",
+    "http://ex\nample.com/x.png",
 ]
 
 

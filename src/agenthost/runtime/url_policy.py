@@ -5,9 +5,12 @@ them itself; an upstream that does fetch them (a self-hosted server next to us, 
 that follows redirects into its own network) must not be pointed at loopback, link-local
 (cloud metadata at 169.254.169.254), private or reserved addresses through us.
 
-The rule: `data:` URLs pass; otherwise the scheme is http or https and the host is
-neither such an address literally (in any spelling the resolver accepts: `127.1`,
-`2130706433`, `0x7f.1`, `[::ffff:127.0.0.1]`) nor a name that resolves to one. A name
+The host checked is the one the WHATWG URL standard reads (as the clients upstream do;
+Python's own parser once read `http://127.0.0.1:80\\@example.com/` as example.com), and a
+URL that parsers could read differently (userinfo, backslashes, control characters, hosts
+that differ between parsers) is refused. The rule: `data:` URLs pass; otherwise the scheme
+is http or https and the host is neither such an address literally (in any spelling:
+`127.1`, `2130706433`, `0x7f.1`, `[::ffff:127.0.0.1]`) nor a name that resolves to one. A name
 that does not resolve here passes: we cannot reach it either, and the upstream that
 fetches it resolves it in its own network, not ours.
 """
@@ -19,6 +22,8 @@ import ipaddress
 import socket
 from collections.abc import Iterable
 from urllib.parse import urlsplit
+
+import ada_url
 
 from agenthost.errors import InvalidRequest
 
@@ -73,17 +78,36 @@ def _refuse(param: str, why: str) -> InvalidRequest:
     return InvalidRequest(f"Invalid value for '{param}': {why}", code="invalid_url", param=param)
 
 
+def _whatwg_host(url: str, param: str) -> str:
+    """The host as the WHATWG URL standard reads it (what browsers, Node's fetch and most
+    HTTP clients upstream do: percent-decoded, numeric IPv4 forms normalised, IDNA),
+    refusing what parsers read differently: userinfo, backslashes, control characters,
+    and any URL whose host Python's parser sees otherwise."""
+    if "\\" in url or any(ord(c) < 0x21 or ord(c) == 0x7F for c in url):
+        raise _refuse(param, "backslashes, spaces and control characters are not allowed.")
+    try:
+        parsed = ada_url.URL(url)
+    except ValueError:
+        raise _refuse(param, "not a valid URL.") from None
+    if parsed.protocol not in ("http:", "https:"):
+        raise _refuse(param, "only https://, http:// and data: URLs are accepted.")
+    if parsed.username or parsed.password:
+        raise _refuse(param, "URLs with a user name or password are not accepted.")
+    host = parsed.hostname.strip("[]").rstrip(".").lower()
+    try:
+        other = (urlsplit(url).hostname or "").rstrip(".").lower()
+    except ValueError:
+        other = ""
+    if other != host and _literal(other) != _literal(host):
+        raise _refuse(param, "the URL's host is ambiguous.")
+    return host
+
+
 async def check_url(url: str, param: str) -> None:
     """Raise `InvalidRequest` (naming `param`) unless `url` may be passed upstream."""
     if url[:5].lower() == "data:":
         return
-    try:
-        parts = urlsplit(url.strip())
-        host = (parts.hostname or "").rstrip(".").lower()
-    except ValueError:
-        raise _refuse(param, "not a valid URL.") from None
-    if parts.scheme.lower() not in _ALLOWED_SCHEMES:
-        raise _refuse(param, "only https://, http:// and data: URLs are accepted.")
+    host = _whatwg_host(url.strip(), param)
     if not host:
         raise _refuse(param, "the URL has no host.")
     if host in _LOCAL_NAMES or host.endswith(".localhost"):
