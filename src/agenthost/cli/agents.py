@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 import typer
 
+from agenthost import agent_params
 from agenthost.cli.base import CommandError, Settings, agents_app, db, run
 from agenthost.cli.users import find_user
 
@@ -24,6 +26,19 @@ async def _grant(session: Any, agent_id: str, share: str) -> None:
         raise CommandError(f"--share-remote {share!r}: use user:EMAIL, role:NAME or public")
 
 
+def _params(text: str | None) -> dict[str, Any]:
+    if text is None:
+        return {}
+    try:
+        parsed = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CommandError(f"--params is not valid JSON: {exc.msg}") from None
+    try:
+        return agent_params.check(parsed)
+    except agent_params.InvalidAgentParams as exc:
+        raise CommandError(exc.message) from None
+
+
 @agents_app.command("create")
 def agents_create(
     owner: Annotated[str, typer.Option(help="Owner's email.")],
@@ -37,11 +52,16 @@ def agents_create(
     share_remote: Annotated[
         list[str] | None, typer.Option(help="Grant remote access: user:EMAIL, role:NAME or public.")
     ] = None,
+    params: Annotated[
+        str | None,
+        typer.Option(help="Agent parameters as a JSON object, e.g. '{\"temperature\": 0.2}'."),
+    ] = None,
 ) -> None:
     """Create an agent and print its id."""
     from agenthost.storage.repositories import agents
 
     servers = [s.strip() for s in mcp.split(",") if s.strip()] if mcp else []
+    checked = _params(params)
 
     async def work(cfg: Settings) -> str:
         if provider not in cfg.providers:
@@ -61,6 +81,7 @@ def agents_create(
                 model=model,
                 instructions=instructions,
                 mcp_servers=servers,
+                params=checked,
             )
             for share in share_remote or []:
                 await _grant(session, agent.id, share)

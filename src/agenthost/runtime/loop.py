@@ -20,6 +20,7 @@ from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import cast
 
+from agenthost import agent_params
 from agenthost.conversation import (
     AgentSpec,
     Message,
@@ -150,6 +151,7 @@ class AgentRunner:
     def output_cap(self, agent: AgentSpec, request: RunRequest) -> int:
         """The run's effective output cap: the request's capped by the agent's, else the
         agent's, else the provider's default. Billing may lower it per call."""
+        agent_params.check(agent.params)  # a value stored before it was checked at save
         capped = model_request(agent, request, [], [], ToolChoice()).max_output_tokens
         return capped or self.provider_for(agent).default_max_output_tokens
 
@@ -165,6 +167,7 @@ class AgentRunner:
         self, agent: AgentSpec, request: RunRequest, state: RunState, caller: Caller | None
     ) -> _Run:
         """Everything checked before the first upstream call; errors here are plain 4xx/5xx."""
+        agent_params.check(agent.params)  # a value stored before it was checked at save
         provider = self.provider_for(agent)
         limits = limits_for(self._limits, agent.params)
         server = {t.spec.name: t for t in await self._server_tools.tools_for(agent, caller)}

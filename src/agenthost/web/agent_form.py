@@ -8,21 +8,12 @@ from typing import Any
 
 from starlette.datastructures import FormData
 
+from agenthost import agent_params
 from agenthost.settings import Settings
 from agenthost.storage.models import Agent
 
 # Parameters the runtime reads from an agent (see runtime/context.py).
-KNOWN_PARAMS = (
-    "temperature",
-    "top_p",
-    "max_output_tokens",
-    "seed",
-    "presence_penalty",
-    "frequency_penalty",
-    "stop",
-    "response_format",
-    "reasoning_effort",
-)
+KNOWN_PARAMS = agent_params.KNOWN
 
 
 @dataclass(slots=True)
@@ -78,13 +69,10 @@ def _check_params(data: AgentInput) -> None:
     if not isinstance(parsed, dict):
         data.errors["params"] = 'Parameters must be a JSON object such as {"temperature": 0.2}.'
         return
-    unknown = sorted(set(parsed) - set(KNOWN_PARAMS))
-    if unknown:
-        data.errors["params"] = (
-            f"Unknown parameter {unknown[0]!r}; known: {', '.join(KNOWN_PARAMS)}."
-        )
-        return
-    data.params = parsed
+    try:
+        data.params = agent_params.check(parsed)
+    except agent_params.InvalidAgentParams as exc:
+        data.errors["params"] = exc.message
 
 
 def parse(form: FormData, settings: Settings) -> AgentInput:
