@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from agenthost import __version__, bootstrap, web
 from agenthost.http import chat, errors, models, responses_api, usage
 from agenthost.http.body_limit import BodyLimit
+from agenthost.http.client_address import networks
 from agenthost.http.fast_lane import FastLaneApp
 from agenthost.http.metrics import metrics_endpoint
 from agenthost.observability import metrics, tracing
@@ -71,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url=f"{API_PREFIX}/openapi.json",
     )
     errors.install(app)
+    app.state.trusted_proxies = networks(settings.trusted_proxies)
     app.include_router(chat.router, prefix=API_PREFIX, tags=["chat"])
     app.include_router(models.router, prefix=API_PREFIX, tags=["models"])
     app.include_router(responses_api.router, prefix=API_PREFIX, tags=["responses"])

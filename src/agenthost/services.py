@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from agenthost.auth.api_keys import KeyAuthenticator
 from agenthost.auth.invalidations import InvalidationBus
+from agenthost.auth.login_throttle import LoginThrottle, MemoryLoginThrottle, RedisLoginThrottle
 from agenthost.auth.permissions import AgentAccess
 from agenthost.auth.user_secrets import UserSecrets
 from agenthost.billing.gate import Gate
@@ -47,6 +48,7 @@ class Services:
     secret: bytes = b""  # seals compaction items; see server_secret.py
     background: BackgroundRuns = field(default_factory=BackgroundRuns)
     invalidations: InvalidationBus | None = None  # with redis_url: see invalidations.py
+    login_throttle: LoginThrottle = field(default_factory=MemoryLoginThrottle)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
@@ -76,6 +78,7 @@ class Services:
             user_secrets=UserSecrets(db, secret),
             secret=secret,
             invalidations=bus,
+            login_throttle=_login_throttle(settings),
         )
 
     def start_background(self) -> None:
@@ -120,6 +123,12 @@ def _shared_state(settings: Settings, db: Database) -> tuple[RateLimiter, Reserv
         return MemoryRateLimiter(), MemoryReservations()
     redis, health = connect(settings.redis_url), RedisHealth()
     return FallbackRateLimiter(redis, health), DatabaseReservations(db)
+
+
+def _login_throttle(settings: Settings) -> LoginThrottle:
+    if settings.redis_url is None:
+        return MemoryLoginThrottle()
+    return RedisLoginThrottle(connect(settings.redis_url, max_connections=8), MemoryLoginThrottle())
 
 
 def _server_tools(settings: Settings) -> ServerTools:

@@ -7,6 +7,7 @@ and the server does not start.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from pathlib import Path
@@ -215,6 +216,10 @@ class Settings(BaseSettings):
         None, description="signs sessions and seals compaction items; generated when unset"
     )
     public_base_url: str | None = Field(None, description="URL shown in snippets")
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="addresses or networks of reverse proxies whose X-Forwarded-For is believed",
+    )
     log_level: str = "INFO"
     interface: InterfaceSettings = Field(default_factory=InterfaceSettings)
     balance: BalanceSettings = Field(default_factory=BalanceSettings)
@@ -224,6 +229,16 @@ class Settings(BaseSettings):
     limits: LimitSettings = Field(default_factory=LimitSettings)
     bootstrap: BootstrapSettings = Field(default_factory=BootstrapSettings)
     observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_trusted_proxies(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address or network") from None
+        return value
 
     @field_validator("database_url")
     @classmethod

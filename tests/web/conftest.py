@@ -60,7 +60,8 @@ def sign_in(client: httpx.Client, email: str, password: str) -> httpx.Response:
 
 @pytest.fixture(scope="session")
 def site(tmp_path_factory: pytest.TempPathFactory, upstream_url: str) -> Iterator[Site]:
-    with running_server(tmp_path_factory.mktemp("web"), upstream_url) as server:
+    proxied = {"trusted_proxies": ["127.0.0.1"]}  # as behind a TLS-terminating proxy
+    with running_server(tmp_path_factory.mktemp("web"), upstream_url, proxied) as server:
         found = re.search(r"admin email:\s+(\S+)\s+admin password:\s+(\S+)", server.log())
         assert found, f"first start printed no admin: {server.log()[-2000:]}"
         yield Site(server, found.group(1), found.group(2))

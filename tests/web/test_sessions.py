@@ -31,7 +31,7 @@ def test_session_cookie_is_httponly_lax_and_secure_behind_tls(site: Site) -> Non
     plain = httpx.get(f"{site.server.url}/login")
     cookie = plain.headers["set-cookie"].lower()
     assert "httponly" in cookie and "samesite=lax" in cookie and "secure" not in cookie
-    # uvicorn trusts X-Forwarded-Proto from loopback proxies (forwarded_allow_ips).
+    # The site trusts loopback as its proxy (trusted_proxies), so X-Forwarded-Proto counts.
     tls = httpx.get(f"{site.server.url}/login", headers={"x-forwarded-proto": "https"})
     assert "secure" in tls.headers["set-cookie"].lower()
 

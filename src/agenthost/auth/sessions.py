@@ -13,8 +13,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import time
-from collections import defaultdict, deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -121,36 +119,3 @@ async def session_principal(
     if user is None or user.disabled:
         return None
     return Principal(user_id=user.id, email=user.email, role=user.role)
-
-
-class LoginThrottle:
-    """At most `max_failures` failed sign-ins per email and address in `window` seconds.
-
-    Kept in process memory: with several workers each one counts on its own, so the
-    effective limit is `max_failures` × workers, still a hard ceiling for guessing.
-    """
-
-    def __init__(self, max_failures: int = 5, window: float = 900.0) -> None:
-        self.max_failures = max_failures
-        self.window = window
-        self._failures: dict[tuple[str, str], deque[float]] = defaultdict(deque)
-
-    def _recent(self, email: str, address: str) -> deque[float]:
-        failures = self._failures[(email.strip().lower(), address)]
-        cutoff = time.monotonic() - self.window
-        while failures and failures[0] < cutoff:
-            failures.popleft()
-        return failures
-
-    def retry_after(self, email: str, address: str) -> float | None:
-        """Seconds until another attempt is allowed, or None when allowed now."""
-        failures = self._recent(email, address)
-        if len(failures) < self.max_failures:
-            return None
-        return max(1.0, failures[0] + self.window - time.monotonic())
-
-    def failed(self, email: str, address: str) -> None:
-        self._recent(email, address).append(time.monotonic())
-
-    def succeeded(self, email: str, address: str) -> None:
-        self._failures.pop((email.strip().lower(), address), None)

@@ -55,6 +55,7 @@ def serve(
         log_level=cfg.log_level.lower(),
         timeout_graceful_shutdown=30,
         access_log=False,
+        proxy_headers=False,  # the client address is ours to derive (trusted_proxies)
         # A WebSocket message obeys the body limit (the app answers `request_too_large`
         # up to here; a larger frame closes the connection with 1009), and no
         # per-message compression: its buffers and zlib windows grow per connection.

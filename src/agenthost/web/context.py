@@ -12,6 +12,7 @@ from starlette.responses import RedirectResponse, Response
 from agenthost.auth import sessions
 from agenthost.auth.permissions import RolePermissions
 from agenthost.auth.principal import Principal
+from agenthost.http.client_address import is_secure, trusted_of
 from agenthost.services import Services
 from agenthost.storable import problem
 from agenthost.storage.models import User
@@ -76,7 +77,7 @@ class Visit:
             response.set_cookie(
                 sessions.COOKIE_NAME,
                 self.codec.encode(self.session),
-                **sessions.cookie_options(self.request.url.scheme == "https"),
+                **sessions.cookie_options(is_secure(self.request, trusted_of(self.request))),
             )
         response.headers.setdefault("cache-control", "no-store")
         return response

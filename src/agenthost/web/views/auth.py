@@ -7,7 +7,7 @@ from fastapi import APIRouter
 from starlette.responses import Response
 
 from agenthost.auth.passwords import verify_password
-from agenthost.auth.sessions import LoginThrottle
+from agenthost.http.client_address import client_address, trusted_of
 from agenthost.storage.repositories import users as user_repo
 from agenthost.web.context import FormDep, Visit, VisitDep, field, redirect, render
 from agenthost.web.sign_in_audit import record_sign_in
@@ -22,13 +22,8 @@ def _safe_next(target: str | None) -> str:
     return "/agents"
 
 
-def _throttle(visit: Visit) -> LoginThrottle:
-    state = visit.request.app.state
-    found = getattr(state, "login_throttle", None)
-    if found is None:
-        found = state.login_throttle = LoginThrottle()
-    assert isinstance(found, LoginThrottle)
-    return found
+def _address(visit: Visit) -> str:
+    return client_address(visit.request, trusted_of(visit.request))
 
 
 @router.get("/")
@@ -47,9 +42,9 @@ async def login_page(visit: VisitDep, next: str | None = None) -> Response:
 async def login(visit: VisitDep, form: FormDep) -> Response:
     email, password = field(form, "email").lower(), form.get("password")
     target = _safe_next(field(form, "next"))
-    address = visit.request.client.host if visit.request.client else "?"
-    throttle = _throttle(visit)
-    wait = throttle.retry_after(email, address)
+    address = _address(visit)
+    throttle = visit.services.login_throttle
+    wait = await throttle.admit(email, address)  # counted before the password is checked
     if wait is not None:
         minutes = int(wait // 60) + 1
         error = f"Too many failed attempts. Try again in about {minutes} minutes."
@@ -59,11 +54,10 @@ async def login(visit: VisitDep, form: FormDep) -> Response:
     hashed = user.password_hash if user and not user.disabled else None
     ok = await to_thread.run_sync(verify_password, hashed, str(password or ""))
     if not ok or user is None:
-        throttle.failed(email, address)
         await record_sign_in(visit.services, email, user, address, ok=False)
         error = "Wrong email or password."
         return render(visit, "login.html", status=400, next=target, email=email, error=error)
-    throttle.succeeded(email, address)
+    await throttle.succeeded(email, address)
     await record_sign_in(visit.services, email, user, address, ok=True)
     visit.sign_in(user)
     return redirect(visit, target)
