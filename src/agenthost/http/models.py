@@ -15,8 +15,12 @@ from agenthost.http.streaming import json_response
 router = APIRouter()
 
 
+OWNED_BY = "agenthost"
+
+
 def _model(agent: AgentSpec, created: int = 0) -> dict[str, Any]:
-    return {"id": agent.id, "object": "model", "created": created, "owned_by": agent.owner_id}
+    # Not the owner's internal id: a caller of a shared agent may not learn who shared it.
+    return {"id": agent.id, "object": "model", "created": created, "owned_by": OWNED_BY}
 
 
 _MODEL_SCHEMA: dict[str, Any] = {

@@ -144,7 +144,7 @@ async def update_agent(agent_id: str, visit: UserDep, form: FormDep) -> Response
 @router.post("/agents/{agent_id}/duplicate")
 async def duplicate_agent(agent_id: str, visit: UserDep) -> Response:
     _require_create(visit)
-    source = await _visible(visit, agent_id)
+    source = await _editable(visit, agent_id)  # sharees may call an agent, not copy it
     copy = agent_form.AgentInput.of(source)
     copy.name = f"{source.name} (copy)"[:200]
     async with visit.services.db.session() as session:
