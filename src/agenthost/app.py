@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import os
+import signal
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from types import FrameType
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -40,6 +44,34 @@ def _tune_gc() -> None:
     gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
 
 
+# Open runs are ended this long before the graceful shutdown's deadline, so their final
+# events reach the clients before the server closes the connections.
+DRAIN_MARGIN_SECONDS = 2.0
+
+
+def _drain_on_signal(services: Services, grace: float) -> None:
+    """Chain onto the server's SIGTERM/SIGINT handlers (installed before the app starts):
+    the drain ends open runs shortly before the server's own deadline cuts them."""
+    loop = asyncio.get_running_loop()
+    delay = max(0.0, grace - DRAIN_MARGIN_SECONDS)
+
+    def schedule() -> None:
+        loop.call_later(delay, services.drain.stop)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        previous = signal.getsignal(sig)
+
+        def handler(signum: int, frame: FrameType | None, previous: Any = previous) -> None:
+            loop.call_soon_threadsafe(schedule)
+            if callable(previous):
+                previous(signum, frame)
+
+        try:
+            signal.signal(sig, handler)
+        except ValueError:  # not the main thread (an app embedded in a test harness)
+            return
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
 
@@ -55,6 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             sys.stderr.flush()
         app.state.services = services
         services.start_background()
+        _drain_on_signal(services, settings.limits.graceful_shutdown_seconds)
         _tune_gc()
         try:
             yield

@@ -76,6 +76,13 @@ class RunError(AgentHostError):
     code = "run_failed"
 
 
+class ServerShuttingDown(AgentHostError):
+    """The server is stopping and its drain time is up: open runs end now, each stream
+    with its protocol's ending."""
+
+    code = "server_shutting_down"
+
+
 class ProviderError(AgentHostError):
     """The upstream failed. `status` is the upstream's HTTP status when it sent one."""
 

@@ -25,6 +25,7 @@ from agenthost.observability import metrics
 from agenthost.providers.base import Provider
 from agenthost.providers.registry import build_providers
 from agenthost.runs.background import BackgroundRuns
+from agenthost.runs.drain import Drain
 from agenthost.runtime.loop import AgentRunner
 from agenthost.runtime.tools import NoServerTools, ServerTools
 from agenthost.server_secret import server_secret
@@ -49,6 +50,7 @@ class Services:
     background: BackgroundRuns = field(default_factory=BackgroundRuns)
     invalidations: InvalidationBus | None = None  # with redis_url: see invalidations.py
     login_throttle: LoginThrottle = field(default_factory=MemoryLoginThrottle)
+    drain: Drain = field(default_factory=Drain)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod

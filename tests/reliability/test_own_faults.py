@@ -125,6 +125,44 @@ def test_sigterm_drains_open_streams_then_exits(fresh: Server) -> None:
     assert len(ledger(fresh, tenant.email).usage_rows) == 3, "every drained run was charged"
 
 
+def test_sigterm_ends_streams_longer_than_the_drain_with_their_protocols_ending(
+    tmp_path: Path, upstream_url: str
+) -> None:
+    overrides = {"limits": {"graceful_shutdown_seconds": 4}}
+    with running_server(tmp_path / "short", upstream_url, overrides) as srv:
+        tenant = quick_tenant(srv, "longterm@example.com")
+        threads, results = _open_streams(srv, tenant, 2, stall_ms=60_000)
+        events: list[str] = []
+
+        def responses_stream() -> None:
+            body = {"model": tenant.fake_agent, "stream": True, "input": "!stall 60000"}
+            with httpx.stream(
+                "POST", f"{srv.api}/responses", json=body, headers=auth(tenant.key), timeout=60
+            ) as reply:
+                events.extend(reply.iter_lines())
+
+        responses = threading.Thread(target=responses_stream)
+        responses.start()
+        time.sleep(1.0)
+        assert srv.proc is not None
+        stopped_at = time.monotonic()
+        srv.proc.send_signal(signal.SIGTERM)
+        for thread in [*threads, responses]:
+            thread.join(30)
+        code = srv.proc.wait(30)
+        took = time.monotonic() - stopped_at
+        assert code in (0, -signal.SIGTERM) and took < 15, (code, took)
+        for lines in results:
+            data = [line for line in lines if line.startswith("data: ")]
+            assert data[-1] == "data: [DONE]", lines[-4:]
+            assert "server_shutting_down" in data[-2], data[-2]
+        named = [line for line in events if line.startswith("event: ")]
+        assert named[-2:] == ["event: error", "event: response.failed"], events[-8:]
+        assert any("server_shutting_down" in line for line in events)
+        srv.proc = None
+        assert len(ledger(srv, tenant.email).usage_rows) == 3, "every ended run was charged"
+
+
 def test_locked_sqlite_delays_requests_but_loses_nothing(fresh: Server) -> None:
     tenant = quick_tenant(fresh, "lock@example.com")
     call(fresh.api, tenant.key, "chat-json", tenant.fake_agent, "warm up")

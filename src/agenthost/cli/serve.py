@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from pathlib import Path
@@ -53,7 +54,7 @@ def serve(
         port=port,
         workers=workers,
         log_level=cfg.log_level.lower(),
-        timeout_graceful_shutdown=30,
+        timeout_graceful_shutdown=math.ceil(cfg.limits.graceful_shutdown_seconds),
         access_log=False,
         proxy_headers=False,  # the client address is ours to derive (trusted_proxies)
         # A WebSocket message obeys the body limit (the app answers `request_too_large`

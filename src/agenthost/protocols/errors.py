@@ -29,6 +29,7 @@ _MAPPING: list[tuple[type[errors.AgentHostError], int, str]] = [
     (errors.UpstreamUnavailable, 503, "upstream_error"),
     (errors.ProviderError, 502, "upstream_error"),
     (errors.RunError, 502, "upstream_error"),
+    (errors.ServerShuttingDown, 503, "server_error"),
 ]
 
 

@@ -9,6 +9,7 @@ ledger is settled exactly once, shielded from the cancellation of a dropped clie
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncGenerator
 
@@ -17,6 +18,7 @@ import anyio
 from agenthost.auth.principal import Principal
 from agenthost.billing.gate import Pass
 from agenthost.conversation import AgentSpec, RunRequest
+from agenthost.errors import ServerShuttingDown
 from agenthost.events import RunEvent
 from agenthost.observability import metrics, tracing
 from agenthost.runtime.loop import RunState
@@ -55,6 +57,8 @@ class Execution:
         self._events: AsyncGenerator[RunEvent, None] | None = None
         self._first: RunEvent | None = None
         self._for: Caller | None = None
+        self._consumer: asyncio.Task[object] | None = None
+        self._interrupted = False
 
     async def start(self) -> None:
         """Pass the gate (429, 402) and run until the first event; errors here are
@@ -97,12 +101,29 @@ class Execution:
 
     async def events(self) -> AsyncGenerator[RunEvent, None]:
         assert self._events is not None and self._first is not None, "start() first"
+        drain = self.services.drain
+        self._consumer = asyncio.current_task()
+        drain.opened(self)
         try:
             yield self._first
             async for event in self._events:
                 yield event
+        except asyncio.CancelledError:
+            if not self._interrupted or self._consumer is None:
+                raise
+            self._consumer.uncancel()  # our own interruption: end the stream properly
+            raise ServerShuttingDown(
+                "The server is shutting down; this run was stopped. Retry the request."
+            ) from None
         finally:
+            drain.closed(self)
             await self.close()
+
+    def interrupt(self) -> None:
+        """Stop the run where it waits (the drain time of a stopping server is up)."""
+        if not self._interrupted and self._consumer is not None:
+            self._interrupted = True
+            self._consumer.cancel()
 
     async def close(self) -> None:
         """Stop the run (cancelling the upstream) and settle the ledger, once."""
