@@ -26,6 +26,7 @@ from agenthost.providers.base import Provider
 from agenthost.providers.registry import build_providers
 from agenthost.runs.background import BackgroundRuns
 from agenthost.runs.drain import Drain
+from agenthost.runs.leases import Leases
 from agenthost.runtime.loop import AgentRunner
 from agenthost.runtime.tools import NoServerTools, ServerTools
 from agenthost.server_secret import server_secret
@@ -51,6 +52,7 @@ class Services:
     invalidations: InvalidationBus | None = None  # with redis_url: see invalidations.py
     login_throttle: LoginThrottle = field(default_factory=MemoryLoginThrottle)
     drain: Drain = field(default_factory=Drain)
+    leases: Leases | None = None  # running stored responses: see runs/leases.py
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
@@ -81,10 +83,13 @@ class Services:
             secret=secret,
             invalidations=bus,
             login_throttle=_login_throttle(settings),
+            leases=Leases(db, settings.limits.run_lease_seconds),
         )
 
     def start_background(self) -> None:
         self._tasks.append(asyncio.create_task(self.keys.run_background()))
+        if self.leases is not None:
+            self._tasks.append(asyncio.create_task(self.leases.run()))
         if self.settings.observability.metrics.enabled:
             self._tasks.append(asyncio.create_task(self._sample_gauges()))
         if self.invalidations is not None:

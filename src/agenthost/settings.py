@@ -170,6 +170,9 @@ class LimitSettings(_Section):
     per_user: RateLimit = Field(default_factory=RateLimit)
     max_body_bytes: int = Field(3_145_728, ge=1024)
     run: RunLimits = Field(default_factory=RunLimits)
+    run_lease_seconds: float = Field(
+        30.0, ge=3, le=3600, description="a running response not renewed this long is ended"
+    )
     graceful_shutdown_seconds: float = Field(
         30.0, gt=0, le=3600, description="on SIGTERM, how long open requests may finish"
     )

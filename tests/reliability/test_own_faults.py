@@ -3,6 +3,7 @@ database, Redis down. Each test starts its own server so it may break it."""
 
 from __future__ import annotations
 
+import json
 import signal
 import socket
 import sqlite3
@@ -161,6 +162,66 @@ def test_sigterm_ends_streams_longer_than_the_drain_with_their_protocols_ending(
         assert any("server_shutting_down" in line for line in events)
         srv.proc = None
         assert len(ledger(srv, tenant.email).usage_rows) == 3, "every ended run was charged"
+
+
+def test_a_response_left_running_by_a_killed_worker_ends_failed_after_its_lease(
+    tmp_path: Path, upstream_url: str
+) -> None:
+    overrides = {"limits": {"run_lease_seconds": 3}}
+    with running_server(tmp_path / "leased", upstream_url, overrides) as srv:
+        tenant = quick_tenant(srv, "lease@example.com")
+        # A live worker renews its runs: one longer than the lease still completes.
+        body = {"model": tenant.fake_agent, "stream": True, "input": "!stall 7000"}
+        with httpx.stream(
+            "POST", f"{srv.api}/responses", json=body, headers=auth(tenant.key), timeout=60
+        ) as reply:
+            lines = list(reply.iter_lines())
+        assert "event: response.completed" in lines, lines[-6:]
+        ids: list[str] = []
+
+        def stream() -> None:
+            body = {"model": tenant.fake_agent, "stream": True, "input": "!stall 60000"}
+            try:
+                with httpx.stream(
+                    "POST", f"{srv.api}/responses", json=body, headers=auth(tenant.key),
+                    timeout=60,
+                ) as reply:  # fmt: skip
+                    for line in reply.iter_lines():
+                        if line.startswith("data: ") and '"response.created"' in line:
+                            ids.append(json.loads(line[6:])["response"]["id"])
+            except httpx.HTTPError:
+                pass  # the server is killed under it
+
+        reader = threading.Thread(target=stream)
+        reader.start()
+        background = httpx.post(
+            f"{srv.api}/responses",
+            json={"model": tenant.fake_agent, "input": "!stall 60000", "background": True},
+            headers=auth(tenant.key),
+            timeout=30,
+        ).json()["id"]
+        deadline = time.monotonic() + 20
+        while not ids and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert ids, "the stream never started"
+        time.sleep(0.5)
+        assert srv.proc is not None
+        srv.proc.send_signal(signal.SIGKILL)
+        srv.proc.wait(10)
+        reader.join(10)
+        srv.proc = None
+        srv.start()  # the same database; any worker sweeps
+        for response_id in (ids[0], background):
+            deadline, found = time.monotonic() + 20, {}
+            while time.monotonic() < deadline:
+                found = httpx.get(
+                    f"{srv.api}/responses/{response_id}", headers=auth(tenant.key)
+                ).json()
+                if found["status"] != "in_progress" and found["status"] != "queued":
+                    break
+                time.sleep(0.5)
+            assert found["status"] == "failed", found
+            assert found["error"]["code"] == "worker_lost"
 
 
 def test_locked_sqlite_delays_requests_but_loses_nothing(fresh: Server) -> None:

@@ -90,6 +90,8 @@ class Turn:
             input_items=self.decoded.input_items,
         )
         await db.write(insert.execute)
+        if self.services.leases is not None and self.stream.response["status"] in repo.RUNNING:
+            self.services.leases.hold(self.id)
 
     async def save_final(self) -> None:
         if not (self.stored or self.insert_at_end):
@@ -105,6 +107,9 @@ class Turn:
                 await db.write(repo.finish(db.write_dialect, self.stream.response).execute)
             except Exception:
                 log.exception("could not store the end of response %s", self.id)
+            finally:
+                if self.services.leases is not None:
+                    self.services.leases.release(self.id)
 
     def fail_events(self, exc: BaseException) -> list[Item]:
         if not isinstance(exc, AgentHostError):

@@ -195,7 +195,10 @@ class StoredResponse(Base):
     """An Open Responses response kept for `previous_response_id` and retrieval."""
 
     __tablename__ = "responses"
-    __table_args__ = (Index("ix_responses_user_created", "user_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_responses_user_created", "user_id", "created_at"),
+        Index("ix_responses_status_updated", "status", "updated_at"),  # the lease sweeper
+    )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))

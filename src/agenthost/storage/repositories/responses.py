@@ -7,9 +7,10 @@ own: see `context_items`.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import String, Table, bindparam, delete, select
+from sqlalchemy import Connection, String, Table, bindparam, delete, select, update
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -169,3 +170,48 @@ async def find_items(
             if item_id in wanted and item_id not in found:
                 found[item_id] = item
     return found
+
+
+# --- leases: a running response's `updated_at` is renewed by the worker running it --------
+
+
+def renew(connection: Connection, response_ids: list[str], now: datetime) -> None:
+    """Mark these running responses alive (their worker is still running them)."""
+    connection.execute(
+        update(StoredResponse)
+        .where(StoredResponse.id.in_(response_ids), StoredResponse.status.in_(RUNNING))
+        .values(updated_at=now)
+    )
+
+
+def end_lost(
+    connection: Connection, stale_before: datetime, now: datetime, limit: int = 100
+) -> list[str]:
+    """End running responses not renewed since `stale_before` (their worker died) as
+    `failed` with `worker_lost`; their ids. Each update re-checks the row, so a worker
+    that renewed it meanwhile, or another sweeper, wins."""
+    rows = connection.execute(
+        select(StoredResponse.id, StoredResponse.body)
+        .where(StoredResponse.status.in_(RUNNING), StoredResponse.updated_at < stale_before)
+        .limit(limit)
+    ).all()
+    ended = []
+    for response_id, body in rows:
+        error = {
+            "code": "worker_lost",
+            "message": "The server process running this response stopped before it "
+            "finished (a crash or a forced restart). Usage recorded before that was charged.",
+        }
+        final = dict(body or {}, status="failed", error=error)
+        done = connection.execute(
+            update(StoredResponse)
+            .where(
+                StoredResponse.id == response_id,
+                StoredResponse.status.in_(RUNNING),
+                StoredResponse.updated_at < stale_before,
+            )
+            .values(status="failed", body=final, updated_at=now)
+        )
+        if getattr(done, "rowcount", 0):
+            ended.append(response_id)
+    return ended
