@@ -115,6 +115,23 @@ def _message(msg: wire.Message, index: int) -> Message:
     )
 
 
+def _answered_calls_only(messages: list[Message]) -> list[Message]:
+    """A `tool` message must answer a call of an earlier assistant message: an orphan
+    result is refused (as OpenAI does) rather than sent upstream to confuse the model."""
+    calls: set[str] = set()
+    for index, message in enumerate(messages):
+        calls.update(call.id for call in message.tool_calls)
+        if message.role != "tool" or message.name is not None:  # `function` role: no ids
+            continue
+        if message.tool_call_id not in calls:
+            raise _invalid(
+                f"messages[{index}] is a tool result for '{message.tool_call_id}', which no "
+                "earlier assistant message's tool_calls contains.",
+                param=f"messages[{index}].tool_call_id",
+            )
+    return messages
+
+
 def _tools(tools: list[wire.Tool] | None) -> list[ToolSpec]:
     specs: list[ToolSpec] = []
     seen: set[str] = set()
@@ -190,7 +207,7 @@ def decode(body: wire.ChatCompletionRequest) -> RunRequest:
     choice = _tool_choice(body.tool_choice, tools)
     return RunRequest(
         streamed=bool(body.stream),
-        messages=[_message(m, i) for i, m in enumerate(body.messages)],
+        messages=_answered_calls_only([_message(m, i) for i, m in enumerate(body.messages)]),
         tools=tools,
         tool_choice=choice,
         parallel_tool_calls=body.parallel_tool_calls,

@@ -312,6 +312,26 @@ def _hints(body: wire.CreateResponseRequest) -> dict[str, object]:
     return hints
 
 
+def _check_outputs_answer_calls(history: list[Item], new_items: list[Item]) -> None:
+    """Each `function_call_output` answers a `function_call` of the history or of an
+    earlier input item; an orphan is a 400 (OpenAI's answer), never sent upstream. A
+    sealed compaction item hides the calls it holds, so its presence skips the check."""
+    if any(item.get("type") == "compaction" for item in history + new_items):
+        return
+    calls = {item.get("call_id") for item in history if item.get("type") == "function_call"}
+    for index, item in enumerate(new_items):
+        kind = item.get("type")
+        if kind == "function_call":
+            calls.add(item.get("call_id"))
+        elif kind == "function_call_output" and item.get("call_id") not in calls:
+            raise InvalidRequest(
+                f"No tool call found for function call output with call_id "
+                f"'{item.get('call_id')}'.",
+                code="invalid_value",
+                param=f"input[{index}].call_id",
+            )
+
+
 def decode(
     body: wire.CreateResponseRequest,
     history: list[Item],
@@ -322,6 +342,7 @@ def decode(
     `item_reference` ids; `opener` opens compaction items."""
     include_tool_calls = _check(body)
     new_items = normalise(parse_input(body.input), found)
+    _check_outputs_answer_calls(history, new_items)
     messages = to_messages(history + new_items, opener, first_param=len(history))
     if not any(m.role in ("user", "tool") for m in messages):
         raise InvalidRequest("'input' must contain a user message or a tool output.", param="input")
