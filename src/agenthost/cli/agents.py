@@ -39,6 +39,28 @@ def _params(text: str | None) -> dict[str, Any]:
         raise CommandError(exc.message) from None
 
 
+MaxOutputOption = Annotated[
+    int | None, typer.Option(help="Output cap sent upstream (the request may lower it).")
+]
+TemperatureOption = Annotated[float | None, typer.Option(help="Default sampling temperature.")]
+
+
+def _with_sampling(
+    params: dict[str, Any], max_output_tokens: int | None, temperature: float | None
+) -> dict[str, Any]:
+    """`params` with the flags' values, checked like any parameter."""
+    merged = dict(params)
+    if max_output_tokens is not None:
+        merged["max_output_tokens"] = max_output_tokens
+    if temperature is not None:
+        merged["temperature"] = temperature
+    try:
+        return agent_params.check(merged)
+    except agent_params.InvalidAgentParams as exc:
+        flag = "--" + exc.name.replace("_", "-")
+        raise CommandError(f"{flag}: {exc.problem}") from None
+
+
 @agents_app.command("create")
 def agents_create(
     owner: Annotated[str, typer.Option(help="Owner's email.")],
@@ -56,12 +78,14 @@ def agents_create(
         str | None,
         typer.Option(help="Agent parameters as a JSON object, e.g. '{\"temperature\": 0.2}'."),
     ] = None,
+    max_output_tokens: MaxOutputOption = None,
+    temperature: TemperatureOption = None,
 ) -> None:
     """Create an agent and print its id."""
     from agenthost.storage.repositories import agents
 
     servers = [s.strip() for s in mcp.split(",") if s.strip()] if mcp else []
-    checked = _params(params)
+    checked = _with_sampling(_params(params), max_output_tokens, temperature)
 
     async def work(cfg: Settings) -> str:
         if provider not in cfg.providers:
@@ -103,3 +127,40 @@ def agents_list() -> None:
     for agent, grants in run(work):
         shared = ",".join(f"{g.kind}:{g.subject}" for g in grants) or "private"
         typer.echo(f"{agent.id}\t{agent.name}\t{agent.provider}/{agent.model}\t{shared}")
+
+
+@agents_app.command("update")
+def agents_update(
+    agent_id: Annotated[str, typer.Argument(help="The agent's id.")],
+    name: Annotated[str | None, typer.Option(help="New name.")] = None,
+    instructions: Annotated[str | None, typer.Option(help="New system instructions.")] = None,
+    model: Annotated[str | None, typer.Option(help="New upstream model.")] = None,
+    params: Annotated[
+        str | None, typer.Option(help="Replace the agent parameters (a JSON object).")
+    ] = None,
+    max_output_tokens: MaxOutputOption = None,
+    temperature: TemperatureOption = None,
+    share_remote: Annotated[
+        list[str] | None, typer.Option(help="Also grant: user:EMAIL, role:NAME or public.")
+    ] = None,
+) -> None:
+    """Change an agent; options not given stay as they are."""
+    from agenthost.storage.repositories import agent_edits, agents
+
+    async def work(_: Settings) -> str:
+        async with db().session() as session:
+            agent = await agents.get(session, agent_id)
+            if agent is None:
+                raise CommandError(f"no agent {agent_id!r}")
+            base = _params(params) if params is not None else dict(agent.params or {})
+            sampled = _with_sampling(base, max_output_tokens, temperature)
+            fields: dict[str, Any] = {"params": sampled}
+            for key, value in (("name", name), ("instructions", instructions), ("model", model)):
+                if value is not None:
+                    fields[key] = value
+            await agent_edits.update_agent(session, agent.id, fields)
+            for share in share_remote or []:
+                await _grant(session, agent.id, share)
+            return agent.id
+
+    typer.echo(run(work))

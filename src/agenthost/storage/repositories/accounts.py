@@ -27,12 +27,6 @@ async def set_disabled(session: AsyncSession, user_id: str, disabled: bool) -> N
     audit.record(session, action, "user", user_id, user.email)
 
 
-async def set_password_hash(session: AsyncSession, user_id: str, password_hash: str) -> None:
-    await session.execute(
-        update(User).where(User.id == user_id).values(password_hash=password_hash)
-    )
-
-
 async def all_credits(session: AsyncSession) -> dict[str, int]:
     """Every user's balance, for the admin overview."""
     result = await session.execute(select(Balance.user_id, Balance.credits))
