@@ -72,8 +72,20 @@ def _drain_on_signal(services: Services, grace: float) -> None:
             return
 
 
+def _access_log(level: str) -> None:
+    """One line per request on stderr (http/metrics.py writes them), at `log_level`."""
+    logger = logging.getLogger("agenthost.access")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s access %(message)s"))
+        logger.addHandler(handler)
+        logger.propagate = False
+    logger.setLevel(level.upper())
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
+    _access_log(settings.log_level)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -46,6 +46,7 @@ async def create_chat_completion(request: Request) -> Response:
         body = wire.ChatCompletionRequest.model_validate_json(await request.body())
     except ValidationError as exc:
         raise invalid_body(exc) from None
+    request.state.agent_id = body.model  # for the access log
     agent = await services.access.resolve(principal, body.model)
     await url_guard.check_chat(body)
     run_request = decode.decode(body)

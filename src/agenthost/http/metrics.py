@@ -8,6 +8,9 @@ from the response's start and the route template the router left in the scope, s
 from __future__ import annotations
 
 import hmac
+import logging
+import re
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 
@@ -45,17 +48,51 @@ def route_of(scope: Scope) -> str:
     return path
 
 
+_SANE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@/+=-]{0,127}")
+access_log = logging.getLogger("agenthost.access")
+
+
+def _request_id(scope: Scope) -> str:
+    """The caller's `X-Request-Id` when it is a sane token (≤ 128 characters), else ours."""
+    for name, value in scope.get("headers", ()):
+        if name == b"x-request-id":
+            sent: str = value.decode("latin-1")
+            if _SANE_ID.fullmatch(sent):
+                return sent
+            break
+    return "req_" + secrets.token_hex(12)
+
+
+def _key_prefix(scope: Scope) -> str:
+    for name, value in scope.get("headers", ()):
+        if name == b"authorization":
+            token: str = value.decode("latin-1").partition(" ")[2].strip()
+            return token[:8] + "…" if token.startswith("sk-") else ("bearer" if token else "-")
+    return "-"
+
+
 async def observe(app: ASGIApp, scope: Scope, receive: Receive, send: Send, route: str) -> None:
-    """Run `app` for one HTTP request or WebSocket, counting it with its status and
-    duration (`route`: the label, or "" to read it from the router afterwards)."""
+    """Run `app` for one HTTP request or WebSocket: give it a request id (echoed in the
+    `x-request-id` response header), count it with its status and duration, and write
+    its access-log line (`route`: the label, or "" to read it from the router)."""
     started = time.perf_counter()
     status = 500  # what the client gets when the app raises before answering
+    streamed = False
+    request_id = _request_id(scope)
+    scope.setdefault("state", {})["request_id"] = request_id
+    id_header = (b"x-request-id", request_id.encode())
 
     async def sending(message: Message) -> None:
-        nonlocal status
+        nonlocal status, streamed
         kind = message["type"]
         if kind == "http.response.start":
             status = message["status"]
+            headers = message.setdefault("headers", [])
+            if isinstance(headers, list):
+                headers.append(id_header)
+                streamed = (b"content-type", b"text/event-stream; charset=utf-8") in headers
+            else:
+                message["headers"] = [*headers, id_header]
         elif kind == "websocket.accept":
             status = 101
         elif kind == "websocket.close" and status == 500:
@@ -69,9 +106,21 @@ async def observe(app: ASGIApp, scope: Scope, receive: Receive, send: Send, rout
         else:
             await app(scope, receive, sending)
     finally:
+        seconds = time.perf_counter() - started
         label = route or route_of(scope)
-        interface = interface_of(scope["path"])
-        metrics.requested(label, str(status), interface, time.perf_counter() - started)
+        metrics.requested(label, str(status), interface_of(scope["path"]), seconds)
+        if access_log.isEnabledFor(logging.INFO):
+            access_log.info(
+                "%s %s %d %.1fms id=%s key=%s agent=%s stream=%s",
+                scope.get("method", "WS"),
+                scope["path"],
+                status,
+                seconds * 1000,
+                request_id,
+                _key_prefix(scope),
+                scope["state"].get("agent_id", "-"),
+                "yes" if streamed else "no",
+            )
 
 
 async def _traced(app: ASGIApp, scope: Scope, receive: Receive, send: Send, route: str) -> None:

@@ -77,6 +77,7 @@ async def create_response(request: Request) -> Response:
         body = wire.CreateResponseRequest.model_validate_json(await request.body())
     except ValidationError as exc:
         raise invalid_body(exc) from None
+    request.state.agent_id = body.model  # for the access log
     if body.background:
         return await _background(services, principal, body)
     turn = await flow.prepare(services, principal, body)
