@@ -12,6 +12,7 @@ from agenthost.web.errors import WebError, handle_web_error, html_error
 from agenthost.web.views import (
     admin,
     admin_audit,
+    admin_usage,
     agents,
     auth,
     keys,
@@ -26,7 +27,17 @@ STATIC = Path(__file__).parent / "static"
 def build_router() -> APIRouter:
     # The CSRF check runs for every POST of every page, before the view.
     router = APIRouter(dependencies=[Depends(csrf_guard)], include_in_schema=False)
-    for module in (auth, keys, user_secrets, agents, usage, admin, admin_audit, playground):
+    for module in (
+        auth,
+        keys,
+        user_secrets,
+        agents,
+        usage,
+        admin,
+        admin_audit,
+        admin_usage,
+        playground,
+    ):
         router.include_router(module.router)
     return router
 

@@ -93,3 +93,9 @@ async def touch_many(session: AsyncSession, seen: dict[str, datetime]) -> None:
     """Write batched last-used times (one statement per key, no read)."""
     for key_id, when in seen.items():
         await session.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=when))
+
+
+async def labels(session: AsyncSession) -> dict[str, str]:
+    """Every key's id → `prefix… (name)`, for reports."""
+    result = await session.execute(select(ApiKey.id, ApiKey.prefix, ApiKey.name))
+    return {row[0]: f"{row[1]}… ({row[2]})" for row in result}

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from agenthost.storage.driver_sql import DriverStatement
 from agenthost.storage.models import UsageRollup
+from agenthost.storage.repositories.usage_summary import DailyUsage
 
 _ROLLUPS = cast(Table, UsageRollup.__table__)
 GROUP = ("day", "user_id", "api_key_id", "agent_id", "model")
@@ -120,3 +121,26 @@ async def report(
     order = column if by == "day" else func.sum(UsageRollup.credits).desc()
     result = await session.execute(query.order_by(order))
     return [ReportRow(str(row[0]), *(int(v or 0) for v in row[1:])) for row in result]
+
+
+async def daily(
+    session: AsyncSession, by: str, since: date, user_id: str | None = None
+) -> list[DailyUsage]:
+    """Credits and tokens per UTC day and group (`by` one of BY) from `since` on, for the
+    usage charts."""
+    column = BY[by]
+    query = (
+        select(
+            UsageRollup.day,
+            column,
+            func.sum(UsageRollup.credits),
+            func.sum(UsageRollup.input_tokens + UsageRollup.output_tokens),
+        )
+        .where(UsageRollup.day >= since.isoformat())
+        .group_by(UsageRollup.day, column)
+        .order_by(UsageRollup.day)
+    )
+    if user_id is not None:
+        query = query.where(UsageRollup.user_id == user_id)
+    rows = await session.execute(query)
+    return [DailyUsage(str(r[0]), str(r[1]) or None, int(r[2] or 0), int(r[3] or 0)) for r in rows]

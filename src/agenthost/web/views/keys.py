@@ -11,16 +11,19 @@ from fastapi import APIRouter
 from starlette.responses import Response
 
 from agenthost.auth.api_keys import generate_key
+from agenthost.billing.periods import period_start
 from agenthost.runtime.mcp_headers import servers_by_secret
 from agenthost.storage.models import utcnow
 from agenthost.storage.repositories import agents as agent_repo
 from agenthost.storage.repositories import api_keys as key_repo
+from agenthost.storage.repositories import rollups
 from agenthost.web.context import FormDep, UserDep, Visit, field, redirect, render
 from agenthost.web.errors import forbidden, not_found
 from agenthost.web.snippets import api_base_url, snippets
 
 router = APIRouter()
 EXPIRY_CHOICES = {"7": 7, "30": 30, "90": 90, "365": 365, "never": None}
+BUDGET_PERIODS = {"lifetime": None, "day": "day", "week": "week", "month": "month"}
 
 
 def _require_use(visit: Visit) -> None:
@@ -35,6 +38,10 @@ async def settings_page(
     async with visit.services.db.session() as session:
         keys = await key_repo.list_for_user(session, user.id)
         agents = await agent_repo.list_callable(session, user.id, user.role)
+        spent = {
+            key.id: await rollups.key_spend(session, key.id, period_start(key.budget_period))
+            for key in keys
+        }
     secrets = await visit.services.user_secrets.describe(user.id)
     own = [a for a in agents if a.owner_id == user.id] or agents
     sample = own[0].id if own else "agent_YOUR_AGENT_ID"
@@ -44,6 +51,8 @@ async def settings_page(
         "keys.html",
         status=400 if error else 200,
         keys=keys,
+        spent=spent,
+        budget_periods=list(BUDGET_PERIODS),
         agents=agents,
         revealed=revealed,
         error=error,
@@ -80,6 +89,12 @@ async def create_key(visit: UserDep, form: FormDep) -> Response:
     if expiry not in EXPIRY_CHOICES:
         return await settings_page(visit, error="Choose an expiry from the list.")
     days = EXPIRY_CHOICES[expiry]
+    budget_text, period = field(form, "max_credits"), field(form, "budget_period", "lifetime")
+    max_credits = int(budget_text) if budget_text.isdigit() and len(budget_text) <= 15 else None
+    if budget_text and (max_credits is None or max_credits < 1):
+        return await settings_page(visit, error="The budget is a whole number of credits above 0.")
+    if period not in BUDGET_PERIODS:
+        return await settings_page(visit, error="Choose a budget period from the list.")
     plain, prefix, key_hash = generate_key()
     async with visit.services.db.session() as session:
         if scope:
@@ -98,6 +113,8 @@ async def create_key(visit: UserDep, form: FormDep) -> Response:
             key_hash=key_hash,
             expires_at=utcnow() + timedelta(days=days) if days else None,
             agent_scope=scope,
+            max_credits=max_credits,
+            budget_period=BUDGET_PERIODS[period] if max_credits is not None else None,
         )
     return await settings_page(visit, revealed=plain)
 

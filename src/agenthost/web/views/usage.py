@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from fastapi import APIRouter
 from starlette.responses import Response
 
 from agenthost.storage.models import utcnow
 from agenthost.storage.repositories import agents as agent_repo
 from agenthost.storage.repositories import api_keys as key_repo
-from agenthost.storage.repositories import balances, usage, usage_summary
+from agenthost.storage.repositories import balances, rollups, usage, usage_summary
 from agenthost.web import charts
 from agenthost.web.context import UserDep, render
+from agenthost.web.usage_csv import COLUMNS, csv_response
 
 router = APIRouter()
 PAGE_SIZE = 25
@@ -53,3 +56,29 @@ async def usage_page(visit: UserDep, by: str = "agent", days: int = 14, page: in
         pages=max(1, -(-total // PAGE_SIZE)),
         total=total,
     )
+
+
+REPORT_GROUPS = ("agent", "key", "model", "day")
+
+
+@router.get("/usage.csv")
+async def usage_csv(visit: UserDep, by: str = "agent", days: int = 30) -> Response:
+    """The signed-in user's own spend, grouped, as CSV (from the usage rollups)."""
+    by = by if by in REPORT_GROUPS else "agent"
+    days = days if 1 <= days <= 366 else 30
+    since = utcnow().date() - timedelta(days=days - 1)
+    me = visit.me
+    async with visit.services.db.session() as session:
+        rows = await rollups.report(session, by, since, user_id=me.id)
+        if by == "agent":
+            names = {a.id: a.name for a in await agent_repo.list_all(session)}
+        elif by == "key":
+            names = await key_repo.labels(session)
+        else:
+            names = {}
+    table = [{by: names.get(r.group, r.group or "browser"), **_sums(r)} for r in rows]
+    return csv_response(table, by, f"my-usage-by-{by}-{days}d.csv")
+
+
+def _sums(row: rollups.ReportRow) -> dict[str, object]:
+    return {column: getattr(row, column) for column in COLUMNS}
