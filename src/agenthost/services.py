@@ -62,7 +62,9 @@ class Services:
         limiter, reservations = _shared_state(settings, db)
         secret = server_secret(settings)
         run_seconds = settings.limits.run.run_deadline_seconds + 60
-        meter = Meter(db, settings.balance, PriceBook(settings.pricing), reservations, run_seconds)
+        free = frozenset(n for n, p in settings.providers.items() if p.type == "local")
+        prices = PriceBook(settings.pricing, free=free)
+        meter = Meter(db, settings.balance, prices, reservations, run_seconds)
         keys, access = KeyAuthenticator(db), AgentAccess(db, settings.interface.remote_agents)
         bus = None
         if settings.redis_url:

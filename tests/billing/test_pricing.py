@@ -110,3 +110,13 @@ def test_estimate_follows_the_pre_tokenizer_rules_piece_by_piece() -> None:
 @given(st.text())
 def test_estimate_never_exceeds_the_bound(text: str) -> None:
     assert 0 <= text_estimate(text) <= text_bound(text)
+
+
+def test_the_embedded_providers_models_are_free_unless_priced() -> None:
+    book = PriceBook({"smollm2-priced": Price(input=1.0, output=2.0)}, free=frozenset({"local"}))
+    free = book.rates_for("smollm2-135m-instruct", "local")
+    assert (free.input, free.output, free.cache_read, free.cache_write) == (0, 0, 0, 0)
+    usage = Usage(input_tokens=1_000, output_tokens=1_000)
+    assert cost(usage, free) == 0
+    assert book.rates_for("smollm2-priced", "local").output == 2_000_000  # the config names it
+    assert book.rates_for("smollm2-135m-instruct", "openai").output > 0  # same name elsewhere

@@ -64,7 +64,9 @@ def agent_spec(row: Agent) -> AgentSpec:
 
 def model_not_found(agent_id: str) -> NotFound:
     return NotFound(
-        f"The model '{agent_id}' does not exist or you do not have access to it.",
+        f"The model '{agent_id}' does not exist or you do not have access to it. 'model' "
+        "takes an agent id (agent_…); GET /api/agents/v1/models lists the agents your key "
+        "may call.",
         code="model_not_found",
         param="model",
     )

@@ -103,7 +103,7 @@ class RunBudget:
         return self.principal.user_id
 
     async def admit(self, call: ModelRequest) -> None:
-        rates = self._meter.prices.rates_for(call.model)
+        rates = self._meter.prices.rates_for(call.model, self.agent.provider)
         wanted = call.max_output_tokens or self._meter.min_output_tokens
         pending = self._call = _Call(call.model, rates, prompt_size(call), wanted)
         if not self._meter.enabled:

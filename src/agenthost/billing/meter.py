@@ -193,7 +193,7 @@ class Meter:
     ) -> dict[str, Any]:
         # Priced at the model the call asked for (never a model name the upstream reports),
         # with the usage the budget validated: the same figures its hold covered.
-        rates = self.prices.rates_for(step.model)
+        rates = self.prices.rates_for(step.model, budget.agent.provider)
         usage = step.usage
         return {
             "user_id": budget.user_id,

@@ -63,22 +63,34 @@ BUILT_IN: dict[str, Price] = {
     "claude-opus-4": Price(input=15.0, output=75.0, cache_read=1.5, cache_write=18.75),
 }
 DEFAULT_PRICE = Price(input=1.0, output=4.0)
+FREE = rates_from_price(Price(input=0.0, output=0.0))
 
 
 class PriceBook:
     """Rates per model: config over built-in defaults, longest prefix wins.
 
-    A `default` entry in the config replaces the rate for unknown models.
+    A `default` entry in the config replaces the rate for unknown models. Models served by
+    a `free` provider (the embedded model costs nothing to run) are priced at zero unless
+    the config names them; their usage is still recorded.
     """
 
-    def __init__(self, configured: dict[str, Price], default: Price = DEFAULT_PRICE) -> None:
+    def __init__(
+        self,
+        configured: dict[str, Price],
+        default: Price = DEFAULT_PRICE,
+        free: frozenset[str] = frozenset(),
+    ) -> None:
+        self._configured = tuple(sorted((k for k in configured if k != "default"), key=len))
+        self._free = free
         merged = {**BUILT_IN, **{k: v for k, v in configured.items() if k != "default"}}
         self._rates = {model: rates_from_price(price) for model, price in merged.items()}
         # Longest prefix first so the most specific entry wins.
         self._order = sorted(self._rates, key=len, reverse=True)
         self._default = rates_from_price(configured.get("default", default))
 
-    def rates_for(self, model: str) -> Rates:
+    def rates_for(self, model: str, provider: str | None = None) -> Rates:
+        if provider in self._free and not any(model.startswith(p) for p in self._configured):
+            return FREE
         for prefix in self._order:
             if model.startswith(prefix):
                 return self._rates[prefix]

@@ -47,6 +47,7 @@ def keys_create(
         raise CommandError("--budget-period needs --max-credits")
     from agenthost.auth.api_keys import generate_key
     from agenthost.storage.models import utcnow
+    from agenthost.storage.repositories import agents as agents_repo
     from agenthost.storage.repositories import api_keys
 
     scope = [a.strip() for a in agents.split(",") if a.strip()] if agents else None
@@ -55,6 +56,12 @@ def keys_create(
     async def work(_: Settings) -> str:
         async with db().session() as session:
             user = await find_user(session, email)
+            for agent_id in scope or []:
+                if await agents_repo.get_callable(session, agent_id, user.id, user.role) is None:
+                    raise CommandError(
+                        f"--agents: {agent_id!r} is not an agent {email} can call "
+                        "(see `agenthost agents list`)"
+                    )
             expires = utcnow() + timedelta(days=expires_days) if expires_days else None
             row = await api_keys.create(
                 session,

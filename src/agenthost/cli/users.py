@@ -42,6 +42,33 @@ def users_add(
             return user.id
 
     typer.echo(f"created {role} {email} ({run(work)})")
+    if password is None:
+        typer.echo(
+            f"{email} has no password and cannot sign in to the web interface until one is "
+            f"set: `agenthost users set-password {email}` (reads it from stdin).",
+            err=True,
+        )
+
+
+@users_app.command("set-password")
+def users_set_password(email: str) -> None:
+    """Set a user's password (read from stdin, at least 8 characters)."""
+    from agenthost.auth.passwords import hash_password
+    from agenthost.storage.repositories import audit
+
+    password = sys.stdin.readline().rstrip("\n")
+    if len(password) < 8:
+        raise CommandError("the password must have at least 8 characters")
+    hashed = hash_password(password)
+
+    async def work(_: Settings) -> None:
+        async with db().session() as session:
+            user = await find_user(session, email)
+            user.password_hash = hashed
+            audit.record(session, "user.password_set", "user", user.id, user.email)
+
+    run(work)
+    typer.echo(f"password set for {email}")
 
 
 @users_app.command("list")

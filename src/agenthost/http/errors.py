@@ -99,15 +99,31 @@ def _allowed_methods(request: Request) -> str | None:
     return ", ".join(allowed) or None
 
 
+API_BASE = "/api/agents/v1"
+# Paths an SDK pointed at the wrong base URL sends: answered in JSON, naming the right one.
+_API_LIKE = ("/api/", "/v1/", "/v2/", "/openai/")
+_API_ENDINGS = ("/chat/completions", "/responses", "/models", "/completions", "/embeddings")
+
+
 def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     html_error = getattr(request.app.state, "html_error", None)
-    if html_error is not None and not request.url.path.startswith("/api/"):
+    path = request.url.path
+    api_like = path.startswith(_API_LIKE) or path.rstrip("/").endswith(_API_ENDINGS)
+    if html_error is not None and not api_like:
         # Web pages get HTML error pages; the API keeps its JSON shape.
         response: Response = html_error(request, exc.status_code)
         return response
     headers = dict(exc.headers or {})
-    if exc.status_code == 404:
+    if exc.status_code == 404 and not path.startswith(API_BASE + "/"):
+        base = str(request.base_url).rstrip("/") + API_BASE
+        payload = error_payload(
+            f"Unknown route {path}: the API's base URL is {base} (for example "
+            f"{base}/chat/completions or {base}/responses).",
+            "not_found_error",
+            "not_found",
+        )
+    elif exc.status_code == 404:
         payload = error_payload("Unknown route.", "not_found_error", "not_found")
     elif exc.status_code == 405:
         payload = error_payload(
