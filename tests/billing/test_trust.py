@@ -196,11 +196,12 @@ async def test_a_balance_that_cannot_pay_a_useful_answer_is_402_before_the_upstr
 async def test_whitespace_is_counted_at_its_bound(
     billing: BillingServer, upstream_url: str, mode: str, filler: str
 ) -> None:
-    # "hi" and 700,000 whitespace characters: once estimated at 0 tokens and admitted
-    # (then charged what the upstream counted, far beyond this balance).
+    # "hi" and 400,000 whitespace characters: once estimated at 0 tokens and admitted
+    # (then charged what the upstream counted, far beyond this balance). 400,000 keeps a
+    # WebSocket message, where JSON escapes NBSP as six bytes, under the body limit.
     tenant = await fresh(billing, 500_000)
     word = "w" + secrets.token_hex(6)
-    outcome = await asyncio.to_thread(call, billing, tenant, mode, f"{word} hi" + filler * 700_000)
+    outcome = await asyncio.to_thread(call, billing, tenant, mode, f"{word} hi" + filler * 400_000)
     assert outcome["status"] == 402, outcome
     assert sent_caps(billing, upstream_url, word) == []
     assert await assert_whole(billing, tenant, 500_000) == 500_000
