@@ -28,8 +28,10 @@ def test_a_web_page_that_does_not_exist_stays_html(server: Server) -> None:
 
 
 def test_model_not_found_says_model_takes_an_agent_id(server: Server, alice: Tenant) -> None:
-    client = openai.OpenAI(base_url=server.api, api_key=alice.key, max_retries=0)
-    with pytest.raises(openai.NotFoundError) as missing:
+    with (
+        openai.OpenAI(base_url=server.api, api_key=alice.key, max_retries=0) as client,
+        pytest.raises(openai.NotFoundError) as missing,
+    ):
         client.chat.completions.create(
             model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
         )

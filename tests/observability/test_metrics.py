@@ -93,6 +93,8 @@ def test_requests_tokens_and_credits_match_what_happened_and_the_ledger(metered:
         except openai.RateLimitError:
             statuses.append(429)
     assert statuses.count(429) == 2
+    for sdk in (client, broke, busy):
+        sdk.close()
 
     scraped = scrape(server)
     total = "agenthost_requests_total"

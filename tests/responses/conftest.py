@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 import uuid
 from collections.abc import Iterator
@@ -16,6 +17,11 @@ import pytest
 from tests.conftest import Tenant
 from tests.responses.schema import EventOrder, check_response
 from tests.support.server import Server, running_server
+
+
+@functools.cache
+def _client(base_url: str, key: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=base_url, api_key=key, max_retries=0)
 
 
 @dataclass
@@ -35,7 +41,9 @@ class Api:
         return {"authorization": f"Bearer {self.tenant.key}"}
 
     def sdk(self) -> openai.OpenAI:
-        return openai.OpenAI(base_url=self.server.api, api_key=self.tenant.key, max_retries=0)
+        # One client per server and key for the session: a client made per call leaves
+        # its pooled sockets to the garbage collector (ResourceWarnings in a later test).
+        return _client(self.server.api, self.tenant.key)
 
     def post(self, body: dict[str, Any], path: str = "") -> httpx.Response:
         return httpx.post(self.url + path, json=body, headers=self.headers, timeout=30)

@@ -112,16 +112,17 @@ async def test_an_audit_row_rolls_back_with_its_change(tmp_path: Any) -> None:
     db = Database(settings.database_url)
     try:
         await upgrade(db.engine)
-        with pytest.raises(RuntimeError):
+        with pytest.raises(RuntimeError), audit.acting_as("tester@example.com"):
             async with db.session() as session:
                 await users.create(session, "rolled@example.com")
                 raise RuntimeError("the change fails after its audit row was added")
         async with db.session() as session:
             assert await audit.events(session, target="rolled@example.com") == []
-            await users.create(session, "kept@example.com")
+            with audit.acting_as("tester@example.com"):
+                await users.create(session, "kept@example.com")
         async with db.session() as session:
             kept = await audit.events(session, target="kept@example.com")
         assert [event.action for event in kept] == ["user.added"]
-        assert kept[0].actor == "system"
+        assert kept[0].actor == "tester@example.com"
     finally:
         await db.dispose()

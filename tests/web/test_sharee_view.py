@@ -37,6 +37,7 @@ def test_a_sharee_sees_name_and_description_only(site: Site) -> None:
         sign_in(client, owner, "owner-password-1")
         assert SECRET_INSTRUCTIONS in client.get(f"/agents/{agent}").text
     key = site.create_key(sharee, "sharee-password-1")
-    models = openai.OpenAI(base_url=server.api, api_key=key).models.list().data
+    with openai.OpenAI(base_url=server.api, api_key=key) as sdk:
+        models = sdk.models.list().data
     shared = next(m for m in models if m.id == agent)
     assert shared.owned_by == "agenthost"

@@ -87,12 +87,10 @@ async def observe(app: ASGIApp, scope: Scope, receive: Receive, send: Send, rout
         kind = message["type"]
         if kind == "http.response.start":
             status = message["status"]
-            headers = message.setdefault("headers", [])
-            if isinstance(headers, list):
-                headers.append(id_header)
-                streamed = (b"content-type", b"text/event-stream; charset=utf-8") in headers
-            else:
-                message["headers"] = [*headers, id_header]
+            headers = list(message.get("headers", ()))  # a copy: responses may share theirs
+            streamed = (b"content-type", b"text/event-stream; charset=utf-8") in headers
+            headers.append(id_header)
+            message = {**message, "headers": headers}
         elif kind == "websocket.accept":
             status = 101
         elif kind == "websocket.close" and status == 500:
