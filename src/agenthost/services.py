@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 from dataclasses import dataclass, field
 
+from redis.asyncio import Redis
+
 from agenthost.auth.api_keys import KeyAuthenticator
 from agenthost.auth.invalidations import InvalidationBus
 from agenthost.auth.login_throttle import LoginThrottle, MemoryLoginThrottle, RedisLoginThrottle
@@ -59,7 +61,8 @@ class Services:
     def build(cls, settings: Settings) -> Services:
         db = Database(settings.database_url)
         providers = build_providers(settings.providers)
-        limiter, reservations = _shared_state(settings, db)
+        redis = connect(settings.redis_url) if settings.redis_url else None
+        limiter, reservations = _shared_state(redis, db)
         secret = server_secret(settings)
         run_seconds = settings.limits.run.run_deadline_seconds + 60
         free = frozenset(n for n, p in settings.providers.items() if p.type == "local")
@@ -84,7 +87,7 @@ class Services:
             user_secrets=UserSecrets(db, secret),
             secret=secret,
             invalidations=bus,
-            login_throttle=_login_throttle(settings),
+            login_throttle=_login_throttle(redis),
             leases=Leases(db, settings.limits.run_lease_seconds),
         )
 
@@ -124,20 +127,19 @@ class Services:
         await self.db.dispose()
 
 
-def _shared_state(settings: Settings, db: Database) -> tuple[RateLimiter, ReservationStore]:
+def _shared_state(redis: Redis | None, db: Database) -> tuple[RateLimiter, ReservationStore]:
     """Rate limits and balance reservations shared by several workers or hosts when
     `redis_url` is set (rate limits in Redis, falling back to this process while it is
     away; reservations in the database, which never falls back), else in this process."""
-    if settings.redis_url is None:
+    if redis is None:
         return MemoryRateLimiter(), MemoryReservations()
-    redis, health = connect(settings.redis_url), RedisHealth()
-    return FallbackRateLimiter(redis, health), DatabaseReservations(db)
+    return FallbackRateLimiter(redis, RedisHealth()), DatabaseReservations(db)
 
 
-def _login_throttle(settings: Settings) -> LoginThrottle:
-    if settings.redis_url is None:
+def _login_throttle(redis: Redis | None) -> LoginThrottle:
+    if redis is None:
         return MemoryLoginThrottle()
-    return RedisLoginThrottle(connect(settings.redis_url, max_connections=8), MemoryLoginThrottle())
+    return RedisLoginThrottle(redis, MemoryLoginThrottle())
 
 
 def _server_tools(settings: Settings) -> ServerTools:

@@ -13,6 +13,7 @@ import orjson
 import typer
 
 from agenthost.cli.base import CommandError, Settings, db, run, usage_app
+from agenthost.storage.repositories.rollups import REPORT_COLUMNS
 
 
 class By(StrEnum):
@@ -27,16 +28,6 @@ class Format(StrEnum):
     table = "table"
     csv = "csv"
     json = "json"
-
-
-COLUMNS = (
-    "requests",
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-    "credits",
-)
 
 
 def _day(value: str | None, flag: str) -> date | None:
@@ -73,7 +64,7 @@ def usage_report(
 
 
 def _render(rows: list[dict[str, object]], group: str, format: Format) -> str:
-    header = (group, *COLUMNS)
+    header = (group, *REPORT_COLUMNS)
     if format is Format.json:
         return "".join(orjson.dumps(row).decode() + "\n" for row in rows)
     if format is Format.csv:

@@ -13,8 +13,6 @@ fixed vocabularies (statuses, error codes, token kinds): never a user, key or fr
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from prometheus_client import (
@@ -134,15 +132,6 @@ def requested(route: str, status: str, interface: str, seconds: float) -> None:
         _request_children[key] = children
     children[0].inc()
     children[1].observe(seconds)
-
-
-@contextmanager
-def active(gauge: Gauge) -> Iterator[None]:
-    gauge.inc()
-    try:
-        yield
-    finally:
-        gauge.dec()
 
 
 def exposition() -> bytes:

@@ -167,7 +167,6 @@ class AgentRunner:
         self, agent: AgentSpec, request: RunRequest, state: RunState, caller: Caller | None
     ) -> _Run:
         """Everything checked before the first upstream call; errors here are plain 4xx/5xx."""
-        agent_params.check(agent.params)  # a value stored before it was checked at save
         provider = self.provider_for(agent)
         limits = limits_for(self._limits, agent.params)
         server = {t.spec.name: t for t in await self._server_tools.tools_for(agent, caller)}

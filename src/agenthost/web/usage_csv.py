@@ -5,16 +5,26 @@ from __future__ import annotations
 import csv
 import io
 
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
-COLUMNS = (
-    "requests",
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-    "credits",
-)
+from agenthost.storage.repositories import agents as agent_repo
+from agenthost.storage.repositories import api_keys as key_repo
+from agenthost.storage.repositories import users as user_repo
+from agenthost.storage.repositories.rollups import REPORT_COLUMNS
+
+COLUMNS = REPORT_COLUMNS
+
+
+async def group_names(session: AsyncSession, by: str) -> dict[str, str]:
+    """What a reader knows each report group by: emails, agent names, key labels."""
+    if by == "user":
+        return await user_repo.emails_by_id(session)
+    if by == "agent":
+        return {a.id: a.name for a in await agent_repo.list_all(session)}
+    if by == "key":
+        return await key_repo.labels(session)
+    return {}
 
 
 def _cell(value: object) -> object:

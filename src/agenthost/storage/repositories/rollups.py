@@ -91,6 +91,9 @@ class ReportRow:
     credits: int
 
 
+# A report row's sums, in order (what the CLI and the CSV downloads show).
+REPORT_COLUMNS = tuple(name for name in ReportRow.__dataclass_fields__ if name != "group")
+
 BY = {
     "user": UsageRollup.user_id,
     "agent": UsageRollup.agent_id,

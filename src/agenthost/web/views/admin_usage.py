@@ -8,18 +8,14 @@ from dataclasses import asdict
 from datetime import timedelta
 
 from fastapi import APIRouter
-from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
 from agenthost.storage.models import utcnow
-from agenthost.storage.repositories import agents as agent_repo
-from agenthost.storage.repositories import api_keys as key_repo
 from agenthost.storage.repositories import rollups
-from agenthost.storage.repositories import users as user_repo
 from agenthost.storage.repositories.usage_summary import DailyUsage
 from agenthost.web import charts
 from agenthost.web.context import AdminDep, Visit, render
-from agenthost.web.usage_csv import COLUMNS, csv_response
+from agenthost.web.usage_csv import COLUMNS, csv_response, group_names
 
 router = APIRouter()
 DAY_CHOICES = (7, 14, 30, 90, 365)
@@ -37,21 +33,11 @@ async def _report(visit: Visit, by: str, days: int) -> Report:
     async with visit.services.db.session() as session:
         rows = await rollups.report(session, by, since)
         daily = await rollups.daily(session, by, since)
-        names = await _names(session, by)
+        names = await group_names(session, by)
     table = [{by: names.get(row.group, row.group or "browser"), **asdict(row)} for row in rows]
     for row in table:
         row.pop("group")
     return table, names, daily
-
-
-async def _names(session: AsyncSession, by: str) -> dict[str, str]:
-    if by == "user":
-        return await user_repo.emails_by_id(session)
-    if by == "agent":
-        return {a.id: a.name for a in await agent_repo.list_all(session)}
-    if by == "key":
-        return await key_repo.labels(session)
-    return {}
 
 
 @router.get("/admin/usage")

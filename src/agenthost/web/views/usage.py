@@ -13,7 +13,7 @@ from agenthost.storage.repositories import api_keys as key_repo
 from agenthost.storage.repositories import balances, rollups, usage, usage_summary
 from agenthost.web import charts
 from agenthost.web.context import UserDep, render
-from agenthost.web.usage_csv import COLUMNS, csv_response
+from agenthost.web.usage_csv import COLUMNS, csv_response, group_names
 
 router = APIRouter()
 PAGE_SIZE = 25
@@ -70,12 +70,7 @@ async def usage_csv(visit: UserDep, by: str = "agent", days: int = 30) -> Respon
     me = visit.me
     async with visit.services.db.session() as session:
         rows = await rollups.report(session, by, since, user_id=me.id)
-        if by == "agent":
-            names = {a.id: a.name for a in await agent_repo.list_all(session)}
-        elif by == "key":
-            names = await key_repo.labels(session)
-        else:
-            names = {}
+        names = await group_names(session, by)
     table = [{by: names.get(r.group, r.group or "browser"), **_sums(r)} for r in rows]
     return csv_response(table, by, f"my-usage-by-{by}-{days}d.csv")
 
