@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 import sys
@@ -33,6 +34,11 @@ def anthropic_url() -> Iterator[str]:
         stop_process(proc)
 
 
+@functools.cache
+def _client(base_url: str, key: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=base_url, api_key=key, max_retries=0)
+
+
 @dataclass
 class Claude:
     server: Server
@@ -42,7 +48,9 @@ class Claude:
     tool_agent: str
 
     def client(self) -> openai.OpenAI:
-        return openai.OpenAI(base_url=self.server.api, api_key=self.key, max_retries=0)
+        # One client for the module: a client per call leaves its pooled sockets to the
+        # garbage collector, whose ResourceWarning then fails whichever test runs next.
+        return _client(self.server.api, self.key)
 
     def ask(self, text: str, agent: str | None = None, **extra: Any) -> Any:
         return self.client().chat.completions.create(

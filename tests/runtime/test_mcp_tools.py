@@ -6,6 +6,7 @@ streamable HTTP one running in its own process.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import secrets
@@ -44,6 +45,11 @@ def mcp_http_url() -> Iterator[str]:
         stop_process(proc)
 
 
+@functools.cache
+def _client(base_url: str, key: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=base_url, api_key=key, max_retries=0)
+
+
 @dataclass
 class Setup:
     server: Server
@@ -51,7 +57,8 @@ class Setup:
     agents: dict[str, str]
 
     def client(self) -> openai.OpenAI:
-        return openai.OpenAI(base_url=self.server.api, api_key=self.key, max_retries=0)
+        # One per key: a client per call leaves its sockets to the garbage collector.
+        return _client(self.server.api, self.key)
 
     def set_params(self, agent: str, params: dict[str, Any]) -> None:
         with sqlite3.connect(self.server.folder / "agenthost.db") as db:
