@@ -28,6 +28,7 @@ from agenthost.providers.base import Provider
 from agenthost.providers.registry import build_providers
 from agenthost.runs.background import BackgroundRuns
 from agenthost.runs.drain import Drain
+from agenthost.runs.event_log import EventLog
 from agenthost.runs.leases import Leases
 from agenthost.runtime.loop import AgentRunner
 from agenthost.runtime.tools import NoServerTools, ServerTools
@@ -55,7 +56,11 @@ class Services:
     login_throttle: LoginThrottle = field(default_factory=MemoryLoginThrottle)
     drain: Drain = field(default_factory=Drain)
     leases: Leases | None = None  # running stored responses: see runs/leases.py
+    event_log: EventLog = field(init=False)  # streams of background responses
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.event_log = EventLog(self.db)
 
     @classmethod
     def build(cls, settings: Settings) -> Services:

@@ -104,7 +104,8 @@ def test_background_failure_is_stored_as_failed(api: Api) -> None:
     assert failed["status"] == "failed" and failed["error"]["code"] == "upstream_unavailable"
 
 
-def test_background_needs_store_and_no_stream(api: Api) -> None:
+def test_background_needs_store(api: Api) -> None:
     base = {"model": api.tenant.scripted_agent, "input": "x", "background": True}
     assert api.post({**base, "store": False}).json()["error"]["param"] == "store"
-    assert api.post({**base, "stream": True}).json()["error"]["param"] == "background"
+    streamed = {**base, "stream": True, "store": False}
+    assert api.post(streamed).json()["error"]["param"] == "store"

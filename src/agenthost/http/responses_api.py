@@ -7,7 +7,7 @@ else gets the same 404 as for an id that never existed.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 from typing import Annotated, Any, Literal
 
@@ -104,30 +104,57 @@ async def _frames(turn: flow.Turn) -> AsyncGenerator[bytes, None]:
 async def _background(
     services: Services, principal: Principal, body: wire.CreateResponseRequest
 ) -> Response:
-    if body.stream:
-        raise InvalidRequest(
-            "'background' cannot be combined with 'stream'; poll GET /responses/{id}.",
-            code="unsupported_parameter",
-            param="background",
-        )
     if body.store is False:
         raise InvalidRequest("'background' requires 'store' to be true.", param="store")
     turn = await flow.prepare(services, principal, body)
+    created = turn.stream.created() if body.stream else None
     await turn.save_new()
-    services.background.start(turn.id, run_in_background(turn))
-    return json_response(turn.stream.response)
+    if created is None:
+        services.background.start(turn.id, run_in_background(turn))
+        return json_response(turn.stream.response)
+    # Streamed: the run keeps its events and this request follows them like any resume,
+    # so a client that leaves stops following, never the run.
+    recording = services.event_log.record(turn.id)
+    recording.add(created)
+    await recording.flush()
+    services.background.start(turn.id, run_in_background(turn, recording))
+    return sse_response(_followed(services, turn.id, -1))
+
+
+async def _followed(services: Services, response_id: str, after: int) -> AsyncIterator[bytes]:
+    async with aclosing(services.event_log.follow(response_id, after)) as events:
+        async for event in events:
+            yield sse.event_frame(event["type"], event)
+    yield sse.DONE
 
 
 @router.get(
     "/responses/{response_id}",
     summary="Retrieve a response",
     operation_id="getResponse",
-    responses=json_responses("The response object"),
+    responses=stream_or_json_responses(
+        "The response object, or with `stream=true` its kept SSE events (background only)"
+    ),
 )
 async def get_response(
-    response_id: str, principal: PrincipalDep, services: ServicesDep
+    response_id: str,
+    principal: PrincipalDep,
+    services: ServicesDep,
+    stream: bool = False,
+    starting_after: Annotated[int | None, Query(ge=0)] = None,
 ) -> Response:
-    return json_response((await _owned(services, principal, response_id)).body)
+    row = await _owned(services, principal, response_id)
+    if not stream:
+        return json_response(row.body)
+    if not await services.event_log.kept(response_id):
+        raise InvalidRequest(
+            f"Response '{response_id}' has no stream to resume: only responses created "
+            "with 'background': true and 'stream': true keep their events.",
+            code="stream_not_available",
+            param="stream",
+        )
+    after = -1 if starting_after is None else starting_after
+    return sse_response(_followed(services, response_id, after))
 
 
 @router.delete(

@@ -89,8 +89,12 @@ def _is_union_label(part: Any, previous: Any) -> bool:
     return part in _TAGS and (isinstance(previous, int) or previous == "format")
 
 
+_SOURCES = ("body", "query", "path", "header")  # FastAPI's first element: not a field
+
+
 def _fields(loc: tuple[Any, ...]) -> list[Any]:
-    loc = tuple(part for part in loc if part != "body")
+    if loc and loc[0] in _SOURCES:
+        loc = loc[1:]
     return [p for n, p in enumerate(loc) if n == 0 or not _is_union_label(p, loc[n - 1])]
 
 

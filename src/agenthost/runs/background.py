@@ -19,6 +19,7 @@ import anyio
 from agenthost.storage.repositories import responses as repo
 
 if TYPE_CHECKING:
+    from agenthost.runs.event_log import Recording
     from agenthost.runs.turn import Turn
 
 log = logging.getLogger(__name__)
@@ -59,23 +60,44 @@ class BackgroundRuns:
             await self.cancel(key)
 
 
-async def run_in_background(turn: Turn) -> None:
-    """The body of a background task: start, run to the end, store the outcome."""
+async def run_in_background(turn: Turn, recording: Recording | None = None) -> None:
+    """The body of a background task: start, run to the end, store the outcome; with a
+    `recording` (the client asked to stream), keep every event for its followers."""
+    try:
+        await _run(turn, recording)
+    finally:
+        if recording is not None:
+            with anyio.CancelScope(shield=True):
+                await recording.finish(turn.stream.response)
+                turn.services.event_log.forget(turn.id)
+
+
+async def _run(turn: Turn, recording: Recording | None) -> None:
     try:
         await turn.execution.start()
     except BaseException as exc:
         with anyio.CancelScope(shield=True):
             if isinstance(exc, Exception):
-                turn.fail_events(exc)
+                await _keep(recording, turn.fail_events(exc))
             else:
                 turn.stream.abandon("cancelled", turn.execution.state.usage)
             await turn.save_final()
         if not isinstance(exc, Exception):
             raise
         return
-    turn.stream.response["status"] = "in_progress"
+    in_progress = turn.stream.in_progress()
     async with turn.services.db.session() as session:
         await repo.set_status(session, turn.id, "in_progress")
+    await _keep(recording, [in_progress])
     async with aclosing(turn.events(opening=False)) as events:
-        async for _ in events:
-            pass  # a failure ends as a stored `failed` response; nobody waits for an error
+        async for event in events:
+            # A failure ends as a stored `failed` response; nobody waits for an error.
+            await _keep(recording, [event])
+
+
+async def _keep(recording: Recording | None, events: list[dict[str, Any]]) -> None:
+    if recording is None:
+        return
+    for event in events:
+        recording.add(event)
+    await recording.keep()

@@ -212,6 +212,21 @@ class StoredResponse(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
+class ResponseEvents(Base):
+    """A batch of the stream events of a background response created with `stream: true`,
+    kept so `GET /responses/{id}?stream=true&starting_after=N` can replay them on any
+    worker. Rows go with their response."""
+
+    __tablename__ = "response_events"
+
+    response_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("responses.id", ondelete="CASCADE"), primary_key=True
+    )
+    first_sequence: Mapped[int] = mapped_column(Integer, primary_key=True)
+    last_sequence: Mapped[int] = mapped_column(Integer)
+    events: Mapped[list[Any]] = mapped_column(JSON)
+
+
 class RolePermission(Base):
     """An admin's override of `interface.remote_agents` for one role (from the web UI)."""
 

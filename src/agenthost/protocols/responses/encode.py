@@ -190,13 +190,18 @@ class ResponseStream:
             type_, response=dict(self.response, output=list(self.response["output"]))
         )
 
-    def opening(self, queued: bool = False) -> list[Event]:
-        """`response.created` (or `.queued`) then `response.in_progress`."""
-        first = "response.queued" if queued else "response.created"
-        self.response["status"] = "queued" if queued else "in_progress"
-        events = [self._snapshot(first)]
+    def opening(self) -> list[Event]:
+        """`response.created` then `response.in_progress`."""
         self.response["status"] = "in_progress"
-        return [*events, self._snapshot("response.in_progress")]
+        return [self.created(), self.in_progress()]
+
+    def created(self) -> Event:
+        """`response.created`: the response as it is now (`queued` in background)."""
+        return self._snapshot("response.created")
+
+    def in_progress(self) -> Event:
+        self.response["status"] = "in_progress"
+        return self._snapshot("response.in_progress")
 
     def on_event(self, event: RunEvent) -> list[Event]:
         if isinstance(event, TextDelta):
@@ -437,3 +442,14 @@ class ResponseStream:
         self.response["status"] = "cancelled" if cancelled else "incomplete"
         self.response["incomplete_details"] = None if cancelled else {"reason": reason}
         self.response["usage"] = usage_object(usage or Usage())
+
+
+TERMINAL_EVENTS = frozenset({"response.completed", "response.failed", "response.incomplete"})
+
+
+def closing_event(response: dict[str, Any], sequence: int) -> Event:
+    """The terminal event for an ended response that emitted none (it was cancelled, or
+    its worker was lost): a follower of its stream learns the end and the final object."""
+    kind = {"completed": "response.completed", "failed": "response.failed"}
+    type_ = kind.get(str(response.get("status")), "response.incomplete")
+    return {"type": type_, "sequence_number": sequence, "response": response}

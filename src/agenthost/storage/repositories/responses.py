@@ -115,6 +115,20 @@ async def status_of(session: AsyncSession, response_id: str) -> str | None:
     return result.scalar_one_or_none()
 
 
+async def state_of(
+    session: AsyncSession, response_id: str
+) -> tuple[str | None, dict[str, Any] | None]:
+    """Status and body; (None, None) when there is no such response."""
+    row = (
+        await session.execute(
+            select(StoredResponse.status, StoredResponse.body).where(
+                StoredResponse.id == response_id
+            )
+        )
+    ).first()
+    return (row.status, dict(row.body)) if row is not None else (None, None)
+
+
 async def delete_owned(session: AsyncSession, response_id: str, user_id: str) -> bool:
     result = await session.execute(
         delete(StoredResponse).where(
