@@ -38,6 +38,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--open-streams", type=int, default=None, help="streams1000: how many")
     parser.add_argument("--no-pin", action="store_true", help="do not pin processes to cores")
     parser.add_argument(
+        "--tracing", action="store_true", help="export a trace of every request (OTLP/HTTP)"
+    )
+    parser.add_argument(
+        "--no-metrics", action="store_true", help="Prometheus metrics off (they are on by default)"
+    )
+    parser.add_argument(
         "--postgres",
         default="postgresql+asyncpg://postgres@127.0.0.1:5432/postgres",
         help="scaleout: server URL (a fresh database is created on it and dropped after)",
@@ -63,6 +69,8 @@ def build_plan(args: argparse.Namespace) -> Plan:
         seed_responses=2_000 if args.quick else 100_000,
         seed_transactions=20_000 if args.quick else 1_000_000,
         growth_streaming_concurrency=min(max(concurrency), 256),
+        metrics=not args.no_metrics,
+        tracing=args.tracing,
     )
 
 

@@ -251,7 +251,11 @@ class Gateway:
 
 
 def write_config(
-    folder: Path, upstream_url: str, database_url: str | None, redis_url: str | None
+    folder: Path,
+    upstream_url: str,
+    database_url: str | None,
+    redis_url: str | None,
+    observability: dict[str, Any] | None = None,
 ) -> None:
     """Balance and rate limits on, with limits far above what the benchmark sends."""
     high = {"requests_per_minute": BIG, "tokens_per_minute": BIG, "concurrent_requests": 100_000}
@@ -273,6 +277,7 @@ def write_config(
         "balance": {"enabled": True, "start_balance": BIG},
         "limits": {"per_key": high, "per_user": high},
         "bootstrap": {"default_agent": False},
+        "observability": observability or {},
     }
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "config.yaml").write_text(yaml.safe_dump(config))

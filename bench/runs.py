@@ -29,9 +29,20 @@ class Plan:
     seed_responses: int
     seed_transactions: int
     growth_streaming_concurrency: int
+    metrics: bool = True  # Prometheus metrics, on by default in agenthost
+    tracing: bool = False  # every request's trace exported to the fake upstream's OTLP sink
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _observability(plan: Plan, upstream_url: str) -> dict[str, Any]:
+    """agenthost's `observability` section for this plan; traces go to the fake upstream,
+    which accepts OTLP/HTTP posts and drops them."""
+    section: dict[str, Any] = {"metrics": {"enabled": plan.metrics}}
+    if plan.tracing:
+        section["otlp_endpoint"] = upstream_url.removesuffix("/v1")
+    return section
 
 
 def _free_port() -> int:
@@ -89,8 +100,9 @@ def _matrix(
 def _start_gateway(
     folder: Path, upstream_url: str, pin: str | None, workers: int = 1,
     database_url: str | None = None, redis_url: str | None = None, seeding: Plan | None = None,
+    observability: dict[str, Any] | None = None,
 ) -> tuple[Gateway, dict[str, Any] | None]:  # fmt: skip
-    write_config(folder, upstream_url, database_url, redis_url)
+    write_config(folder, upstream_url, database_url, redis_url, observability)
     gateway = Gateway(folder, _free_port())
     gateway.set_up()
     seeded = None
@@ -118,7 +130,12 @@ def run_single(
     both = [(s, c) for c in plan.concurrency for s in (False, True)]
     main = {"overhead", "streaming", "streams1000"} & set(plan.scenarios)
     if main:
-        gateway, _ = _start_gateway(scratch / "main", upstream_url, pin.server)
+        gateway, _ = _start_gateway(
+            scratch / "main",
+            upstream_url,
+            pin.server,
+            observability=_observability(plan, upstream_url),
+        )
         try:
             endpoint = _gateway_endpoint(gateway)
             interfaces, out["responses_interface"] = _interfaces(gateway)
@@ -152,7 +169,10 @@ def _growth(
     pin: Pinning, out: dict[str, Any],
 ) -> list[Row]:  # fmt: skip
     """The overhead and streaming target cells again, on a database that is already large."""
-    gateway, out["seed"] = _start_gateway(folder, upstream_url, pin.server, seeding=plan)
+    gateway, out["seed"] = _start_gateway(
+        folder, upstream_url, pin.server, seeding=plan,
+        observability=_observability(plan, upstream_url),
+    )  # fmt: skip
     out["report_ms"] = time_reports(folder / "agenthost.db")
     print(f"  spend reports (ms per grouping): {out['report_ms']}", flush=True)
     try:

@@ -131,6 +131,9 @@ def _json_response(body: bytes, status: bytes = b"200 OK") -> bytes:
 _MODELS = _json_response(
     orjson.dumps({"object": "list", "data": [{"id": MODEL, "object": "model", "owned_by": "b"}]})
 )
+_TRACES_ACCEPTED = (
+    b"HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\n\r\n"
+)
 _NOT_FOUND = _json_response(b'{"error":{"message":"not found"}}', b"404 Not Found")
 _BAD_REQUEST = _json_response(b'{"error":{"message":"bad json"}}', b"400 Bad Request")
 
@@ -186,6 +189,8 @@ class UpstreamProtocol(asyncio.Protocol):
             self._chat(b"".join(self.body))
         elif method == b"GET" and self.url.endswith(b"/models"):
             self._write(_MODELS)
+        elif method == b"POST" and self.url.endswith(b"/v1/traces"):
+            self._write(_TRACES_ACCEPTED)  # agenthost's traces (`--tracing`), dropped
         else:
             self._write(_NOT_FOUND)
 
