@@ -80,7 +80,7 @@ BAD_CONFIGS = [
     ({"limits": {"max_body_byts": 10_000}}, "limits.max_body_byts"),
     ({"balance": {"auto_refill": {"interval": "soon"}}}, "balance.auto_refill.interval"),
     ({"providers": {"x": {"type": "nonsense"}}}, "providers.x.type"),
-    ({"providers": {"x": {"type": "openai", "api_key": "${NOT_SET_ANYWHERE}"}}}, "NOT_SET"),
+    ({"redis_url": "${NOT_SET_ANYWHERE}"}, "NOT_SET"),
     ({"mcp_servers": {"files": {"transport": "stdio"}}}, "mcp_servers.files"),
     ({"database_url": "mysql://db/x"}, "database_url"),
     ({"redis_url": "http://cache"}, "redis_url"),

@@ -86,6 +86,13 @@ def _access_log(level: str) -> None:
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
     _access_log(settings.log_level)
+    for name, variable in settings.disabled_providers.items():
+        log.warning(
+            "provider %r is disabled: its configuration references ${%s}, which is not set; "
+            "its agents answer 503 (`serve --strict` refuses to start instead)",
+            name,
+            variable,
+        )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -85,7 +85,10 @@ class Services:
             access=access,
             providers=providers,
             runner=AgentRunner(
-                providers, settings.limits.run, server_tools=_server_tools(settings)
+                providers,
+                settings.limits.run,
+                server_tools=_server_tools(settings),
+                disabled=settings.disabled_providers,
             ),
             meter=meter,
             gate=Gate(meter, limiter, settings.limits),

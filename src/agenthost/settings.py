@@ -18,6 +18,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     SecretStr,
     ValidationError,
     field_validator,
@@ -235,6 +236,16 @@ class Settings(BaseSettings):
     limits: LimitSettings = Field(default_factory=LimitSettings)
     bootstrap: BootstrapSettings = Field(default_factory=BootstrapSettings)
     observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
+    strict_providers: bool = Field(
+        False,
+        description="refuse to start when a provider's ${VAR} is unset (else it is disabled)",
+    )
+    # Providers left out because their ${VAR} is unset: name -> variable. See load_settings.
+    _disabled_providers: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    @property
+    def disabled_providers(self) -> dict[str, str]:
+        return self._disabled_providers
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -303,6 +314,12 @@ def parse_duration(text: str) -> float:
     return int(match.group(1)) * factor
 
 
+class _UnsetVariable(ConfigError):
+    def __init__(self, path: str, name: str) -> None:
+        super().__init__(f"config error: {path} references ${{{name}}}, which is not set")
+        self.name = name
+
+
 def _interpolate(value: Any, path: str) -> Any:
     if isinstance(value, dict):
         return {k: _interpolate(v, f"{path}.{k}" if path else str(k)) for k, v in value.items()}
@@ -315,9 +332,7 @@ def _interpolate(value: Any, path: str) -> Any:
             found = os.environ.get(name)
             if found is None:
                 if default is None:
-                    raise ConfigError(
-                        f"config error: {path} references ${{{name}}}, which is not set"
-                    )
+                    raise _UnsetVariable(path, name)
                 return default
             return found
 
@@ -347,14 +362,42 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
             raise ConfigError(f"config error: {file} is not valid YAML{_yaml_where(exc)}") from exc
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"config error: {file} must hold a mapping at the top level")
-        data = _interpolate(loaded or {}, "")
+        loaded = loaded or {}
+        providers, unset = _providers_with_variables(loaded.pop("providers", None))
+        data = _interpolate(loaded, "")
+        if providers is not None:
+            data["providers"] = providers
+    else:
+        unset = {}
     data.update(overrides)
     try:
-        return Settings(**data)
+        built = Settings(**data)
     except ValidationError as exc:
         raise ConfigError(_describe(exc)) from exc
     except SettingsError as exc:  # an environment override that is not valid JSON
         raise ConfigError(f"config error: {exc}") from exc
+    if unset and built.strict_providers:
+        raise next(iter(unset.values()))
+    for name, error in unset.items():
+        built.disabled_providers[name] = error.name
+    return built
+
+
+def _providers_with_variables(
+    providers: Any,
+) -> tuple[Any, dict[str, _UnsetVariable]]:
+    """The providers section with variables replaced, leaving out (and naming) each
+    provider that references an unset variable: the rest of the server still starts."""
+    if not isinstance(providers, dict):
+        return _interpolate(providers, "providers"), {}
+    kept: dict[str, Any] = {}
+    unset: dict[str, _UnsetVariable] = {}
+    for name, section in providers.items():
+        try:
+            kept[name] = _interpolate(section, f"providers.{name}")
+        except _UnsetVariable as exc:
+            unset[str(name)] = exc
+    return kept, unset
 
 
 def _yaml_where(error: yaml.YAMLError) -> str:

@@ -88,6 +88,9 @@ def agents_create(
     checked = _with_sampling(_params(params), max_output_tokens, temperature)
 
     async def work(cfg: Settings) -> str:
+        if provider in cfg.disabled_providers:
+            variable = cfg.disabled_providers[provider]
+            raise CommandError(f"provider {provider!r} is disabled: ${{{variable}}} is not set")
         if provider not in cfg.providers:
             raise CommandError(
                 f"provider {provider!r} is not configured ({', '.join(cfg.providers)})"

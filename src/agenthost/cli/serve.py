@@ -22,11 +22,20 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to bind.")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict",
+            help="Refuse to start when a provider's ${VAR} is unset (else it is disabled).",
+        ),
+    ] = False,
     config: ConfigOption = None,
 ) -> None:
     """Start the HTTP server."""
     if config is not None:  # `agenthost serve --config F` as well as `agenthost --config F serve`
         _state["config"] = config
+    if strict:  # the workers read the configuration again: tell them through the env
+        os.environ["AGENTHOST_STRICT_PROVIDERS"] = "true"
     import uvicorn
 
     from agenthost import bootstrap

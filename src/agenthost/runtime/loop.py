@@ -137,8 +137,10 @@ class AgentRunner:
         providers: dict[str, Provider],
         limits: RunLimits,
         server_tools: ServerTools | None = None,
+        disabled: dict[str, str] | None = None,
     ) -> None:
         self._providers = providers
+        self._disabled = disabled or {}  # provider name -> the unset variable
         self._limits = limits
         self._server_tools = server_tools or NoServerTools()
 
@@ -157,6 +159,13 @@ class AgentRunner:
 
     def provider_for(self, agent: AgentSpec) -> Provider:
         provider = self._providers.get(agent.provider)
+        if provider is None and agent.provider in self._disabled:
+            raise UpstreamUnavailable(
+                f"Provider '{agent.provider}' of this agent is disabled: the server's "
+                f"configuration references ${{{self._disabled[agent.provider]}}}, which is "
+                "not set. An administrator must set it and restart.",
+                code="provider_disabled",
+            )
         if provider is None:
             raise UpstreamUnavailable(
                 f"Provider '{agent.provider}' of this agent is not configured.",
