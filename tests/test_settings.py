@@ -141,3 +141,35 @@ def test_serve_with_bad_config_exits_with_one_line_and_never_listens(
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("error: config error:") and named in lines[0]
     assert not _listening(port)
+
+
+@pytest.mark.parametrize(
+    ("config", "hint"),
+    [
+        ({"limits": {"max_body_byte": 10}}, "limits.max_body_byte: Extra inputs are not permitted "
+         "(did you mean 'max_body_bytes'?)"),
+        ({"databse_url": "sqlite+aiosqlite:///x.db"}, "(did you mean 'database_url'?)"),
+        ({"providers": {"up": {"type": "openai", "base_ur": "http://x"}}},
+         "providers.up.base_ur: Extra inputs are not permitted (did you mean 'base_url'?)"),
+        ({"limits": {"per_key": {"request_per_minute": 5}}}, "'requests_per_minute'"),
+    ],
+)  # fmt: skip
+def test_a_typo_gets_a_did_you_mean(tmp_path: Path, config: object, hint: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write(tmp_path, config))
+    assert hint in str(caught.value)
+
+
+def test_an_unknown_key_far_from_any_gets_no_guess(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write(tmp_path, {"limits": {"zzz": 1}}))
+    assert "did you mean" not in str(caught.value)
+
+
+def test_an_error_from_the_environment_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AGENTHOST_LIMITS__MAX_BODY_BYTES", "lots")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert "from the environment variable AGENTHOST_LIMITS__MAX_BODY_BYTES" in str(caught.value)

@@ -7,11 +7,13 @@ and the server does not start.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import os
 import re
+import types
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import (
@@ -343,9 +345,47 @@ def _interpolate(value: Any, path: str) -> Any:
 def _describe(error: ValidationError) -> str:
     lines = []
     for item in error.errors():
-        where = ".".join(str(p) for p in item["loc"]) or "(root)"
-        lines.append(f"{where}: {item['msg']}")
+        loc = tuple(str(p) for p in item["loc"])
+        where = ".".join(loc) or "(root)"
+        message = item["msg"]
+        if item["type"] == "extra_forbidden" and loc:
+            close = difflib.get_close_matches(loc[-1], _keys_at(loc[:-1]), n=1, cutoff=0.6)
+            if close:
+                message += f" (did you mean '{close[0]}'?)"
+        variable = "AGENTHOST_" + "__".join(loc).upper()
+        if loc and variable in {name.upper() for name in os.environ}:
+            message += f" (from the environment variable {variable})"
+        lines.append(f"{where}: {message}")
     return "config error: " + "; ".join(lines)
+
+
+def _keys_at(loc: tuple[str, ...]) -> list[str]:
+    """The keys the configuration knows at `loc` (a mapping's own keys are free)."""
+    shape: Any = Settings
+    for part in loc:
+        shape = _section(shape)
+        if isinstance(shape, type) and issubclass(shape, BaseModel):
+            field = shape.model_fields.get(part)
+            if field is None:
+                return []
+            shape = field.annotation
+        elif get_origin(shape) is dict:
+            shape = get_args(shape)[1]  # `part` names an entry: its value's shape
+        else:
+            return []
+    shape = _section(shape)
+    if isinstance(shape, type) and issubclass(shape, BaseModel):
+        return list(shape.model_fields)
+    return []
+
+
+def _section(shape: Any) -> Any:
+    """`Model | None` -> `Model`."""
+    if get_origin(shape) in (Union, types.UnionType):
+        for arg in get_args(shape):
+            if arg is not type(None):
+                return arg
+    return shape
 
 
 def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
