@@ -52,6 +52,8 @@ def serve(
             sys.stderr.write(bootstrap.announce(first) + "\n")
 
     run(prepare)
+    for warning in worker_warnings(cfg, workers):
+        sys.stderr.write(f"warning: {warning}\n")
     if _state.get("config"):
         os.environ["AGENTHOST_CONFIG"] = str(Path(_state["config"]).resolve())
     if workers > 1:
@@ -72,6 +74,31 @@ def serve(
         ws_max_size=cfg.limits.max_body_bytes + WS_FRAME_SLACK,
         ws_per_message_deflate=False,
     )
+
+
+def worker_warnings(cfg: Settings, workers: int) -> list[str]:
+    """What a multi-worker server should know about its configuration."""
+    if workers < 2:
+        return []
+    warnings = []
+    if cfg.database_url.startswith("sqlite"):
+        warnings.append(
+            f"{workers} workers share one SQLite file: writes queue behind one another; "
+            "use PostgreSQL (database_url: postgresql+asyncpg://…) for several workers"
+        )
+    if not cfg.redis_url:
+        warnings.append(
+            "no redis_url: rate limits, balance reservations and cache invalidations hold "
+            f"per worker only (each of the {workers} workers allows the full limit); "
+            "set redis_url to share them"
+        )
+    local = [name for name, p in cfg.providers.items() if p.type == "local"]
+    if local:
+        warnings.append(
+            f"each of the {workers} workers loads its own copy of the embedded model "
+            f"(provider {', '.join(repr(n) for n in local)}): memory and threads multiply"
+        )
+    return warnings
 
 
 def _share_metrics(folder: Path) -> None:
