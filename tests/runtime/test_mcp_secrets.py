@@ -123,7 +123,7 @@ def agent_copy(server: Server, agent: str, mcp_servers: list[str]) -> str:
 
 
 def set_in_web(client: httpx.Client, name: str, value: str) -> httpx.Response:
-    token = csrf_of(client.get("/settings/keys").text)
+    token = csrf_of(client.get("/settings/secrets").text)
     return client.post(
         "/settings/secrets", data={"csrf_token": token, "name": name, "value": value}
     )
@@ -151,7 +151,7 @@ def test_user_without_the_secret_gets_400_missing_secret(setup: Setup) -> None:
 
 def test_secret_set_in_the_web_form_is_used_at_once_and_stays_private(setup: Setup) -> None:
     with setup.web(USER_B, PASSWORD_B) as client:
-        page = client.get("/settings/keys").text
+        page = client.get("/settings/secrets").text
         assert "Secrets for tools" in page and "<code>search_token</code>" in page
         forged = client.post("/settings/secrets", data={"name": "search_token", "value": "x"})
         assert forged.status_code == 403  # no CSRF token
@@ -160,7 +160,7 @@ def test_secret_set_in_the_web_form_is_used_at_once_and_stays_private(setup: Set
         value = setup.new_value("b1")
         saved = set_in_web(client, "search_token", value)
         assert saved.status_code == 303
-        listed = client.get("/settings/keys").text
+        listed = client.get("/settings/secrets").text
         assert 'data-secret-name="search_token"' in listed and value not in listed
     assert setup.ask(USER_B) == f"result: Bearer {value}"
     assert setup.ask(USER_A) == f"result: Bearer {setup.values['a1']}"
@@ -178,7 +178,7 @@ def test_cli_lists_names_only_and_deleting_fails_closed_again(setup: Setup) -> N
     assert listed.startswith("search_token\tcreated ")
     assert not any(value in listed for value in setup.values.values())
     with setup.web(USER_B, PASSWORD_B) as client:
-        token = csrf_of(client.get("/settings/keys").text)
+        token = csrf_of(client.get("/settings/secrets").text)
         gone = client.post("/settings/secrets/search_token/delete", data={"csrf_token": token})
         assert gone.status_code == 303
     with pytest.raises(openai.BadRequestError) as caught:

@@ -5,6 +5,7 @@ Screenshots of every page land in tests/artifacts/screenshots/ (git-ignored).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -171,13 +172,34 @@ def test_admin_pages_and_playground(browser: Browser, site: Site) -> None:
     shot(page, "playground")
 
 
+def test_settings_area_holds_keys_and_secrets(
+    browser: Browser, site: Site, journey_user: tuple[str, str]
+) -> None:
+    page = open_signed_in(browser, site, *journey_user)
+    page.goto("/agents")
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Settings").click()
+    expect(page.get_by_role("heading", name="API keys", level=1)).to_be_visible()
+    settings = page.get_by_role("navigation", name="Settings")
+    expect(settings.get_by_role("link", name="API keys")).to_have_attribute("aria-current", "page")
+    settings.get_by_role("link", name="Secrets for tools").click()
+    expect(page.get_by_role("heading", name="Secrets for tools", level=1)).to_be_visible()
+    expect(page).to_have_url(re.compile(r"/settings/secrets$"))
+    page.get_by_label("Secret", exact=True).fill("search_token")
+    page.get_by_label("Value", exact=True).fill("never-shown-again")
+    page.get_by_role("button", name="Save secret").click()
+    expect(page.get_by_role("status")).to_be_visible()
+    expect(page.locator('tr[data-secret-name="search_token"]')).to_be_visible()
+    assert "never-shown-again" not in page.content()
+    shot(page, "settings_secrets")
+
+
 def test_mobile_layout_has_no_horizontal_scroll(
     browser: Browser, site: Site, journey_user: tuple[str, str]
 ) -> None:
     page = open_signed_in(
         browser, site, *journey_user, viewport={"width": 390, "height": 844}, is_mobile=True
     )
-    for path in ("/agents", "/usage", "/playground", "/settings/keys"):
+    for path in ("/agents", "/usage", "/playground", "/settings/keys", "/settings/secrets"):
         page.goto(path)
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= 390, f"{path} is {width}px wide"

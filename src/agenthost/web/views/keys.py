@@ -12,7 +12,6 @@ from starlette.responses import Response
 
 from agenthost.auth.api_keys import generate_key
 from agenthost.billing.periods import period_start
-from agenthost.runtime.mcp_headers import servers_by_secret
 from agenthost.storage.models import utcnow
 from agenthost.storage.repositories import agents as agent_repo
 from agenthost.storage.repositories import api_keys as key_repo
@@ -42,7 +41,6 @@ async def settings_page(
             key.id: await rollups.key_spend(session, key.id, period_start(key.budget_period))
             for key in keys
         }
-    secrets = await visit.services.user_secrets.describe(user.id)
     own = [a for a in agents if a.owner_id == user.id] or agents
     sample = own[0].id if own else "agent_YOUR_AGENT_ID"
     base = api_base_url(visit.services.settings.public_base_url, str(visit.request.base_url))
@@ -61,10 +59,6 @@ async def settings_page(
         sample_agent=sample,
         expiry_choices=list(EXPIRY_CHOICES),
         now=utcnow(),
-        secrets=secrets,
-        wanted_secrets=servers_by_secret(
-            visit.services.settings.mcp_servers, exclude={s.name for s in secrets}
-        ),
     )
 
 
