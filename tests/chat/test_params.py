@@ -39,6 +39,8 @@ REJECTED = [
     ({"store": True}, "store"),
     ({"stream_options": {"include_usage": True}}, "stream_options"),
     ({"max_tokens": 5, "max_completion_tokens": 5}, "max_tokens"),
+    ({"max_tokens": 0}, "max_tokens"),
+    ({"max_completion_tokens": 0}, "max_completion_tokens"),
     ({"stop": ["a", "b", "c", "d", "e"]}, "stop"),
     ({"metadata": {f"k{i}": "v" for i in range(17)}}, "metadata"),
     ({"temperature": 3}, "temperature"),

@@ -204,6 +204,17 @@ async def test_required_tool_choice_is_refused(provider: LocalGGUFProvider) -> N
     assert text_of(events) and events[-1] == Finish("stop")
 
 
+async def test_a_zero_output_cap_is_refused_without_a_wire_name(
+    provider: LocalGGUFProvider,
+) -> None:
+    # The field's name is the interface's to give: tests/chat/test_params.py (max_tokens,
+    # max_completion_tokens) and tests/responses/test_create.py (max_output_tokens).
+    with pytest.raises(InvalidRequest) as caught:
+        await collect(provider, greedy(max_output_tokens=0))
+    assert caught.value.param is None
+    assert "max_output_tokens" not in caught.value.message
+
+
 async def test_tool_history_becomes_text(provider: LocalGGUFProvider) -> None:
     call = ToolCall(id="call_1", name="weather", arguments='{"city": "Paris"}')
     messages = [

@@ -168,6 +168,7 @@ def test_allowed_tools_is_a_hard_constraint(api: Api) -> None:
         ({"top_logprobs": 3}, "top_logprobs"),
         ({"truncation": "auto"}, "truncation"),
         ({"include": ["message.output_text.logprobs"]}, "include[0]"),
+        ({"max_output_tokens": 0}, "max_output_tokens"),
         ({"max_output_tokens": 5}, "max_output_tokens"),
         ({"stream_options": {"include_obfuscation": False}}, "stream_options"),
         ({"input": [{"type": "bogus"}]}, "input[0]"),

@@ -105,8 +105,10 @@ def _reject_unsupported(request: ModelRequest) -> None:
             f"the local model {MODEL_NAME} does not support response_format {fmt.type!r}",
             param="response_format",
         )
+    # No `param`: each interface validates its own cap field (and names it) before a run
+    # starts; the caps chosen for a call are at least 1, so this only guards direct use.
     if request.max_output_tokens is not None and request.max_output_tokens < 1:
-        raise InvalidRequest("max_output_tokens must be at least 1", param="max_output_tokens")
+        raise InvalidRequest("the output token limit must be at least 1")
 
 
 def _chat_messages(messages: list[Message]) -> list[dict[str, str]]:
