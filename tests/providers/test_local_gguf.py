@@ -33,7 +33,7 @@ from agenthost.providers.local_gguf import (
     embedded_model_path,
     llama_cpp_installed,
 )
-from agenthost.providers.registry import build_provider
+from agenthost.providers.registry import build_provider, build_providers
 from agenthost.settings import ProviderSettings
 
 pytestmark = [
@@ -274,3 +274,10 @@ async def test_count_tokens_before_and_after_loading(provider: LocalGGUFProvider
 async def test_health_reports_the_loaded_model(provider: LocalGGUFProvider) -> None:
     health = await provider.health()
     assert health.ok and "loaded" in health.detail
+
+
+def test_the_default_cap_is_the_context_window_unless_configured() -> None:
+    window = build_provider("local", ProviderSettings(type="local", context_tokens=2048))
+    assert window.default_max_output_tokens == 2048  # not a fixed 512
+    configured = ProviderSettings(type="local", context_tokens=2048, max_output_tokens=300)
+    assert build_providers({"local": configured})["local"].default_max_output_tokens == 300

