@@ -60,3 +60,11 @@ def test_a_user_without_a_password_is_told_how_to_set_one(server: Server) -> Non
             "/login", data={"email": email, "password": "long-enough-1", "csrf_token": token}
         )
         assert signed.status_code == 303
+
+
+def test_the_first_start_banner_says_how_to_grant_credits() -> None:
+    from agenthost.bootstrap import FirstStart, announce
+
+    text = announce(FirstStart("admin@localhost", "pw", "sk-x", "agent_x"))
+    assert "the embedded model is free" in text
+    assert "agenthost balance add admin@localhost 1000000" in text

@@ -83,4 +83,8 @@ def announce(first: FirstStart) -> str:
     ]
     if first.agent_id:
         lines.append(f"  agent id:       {first.agent_id}  (use it as the model)")
+    lines.append(
+        "  credits:        the embedded model is free; other models spend each user's "
+        f"balance. Grant more: agenthost balance add {first.email} 1000000"
+    )
     return "\n".join(lines)
