@@ -12,6 +12,7 @@ from agenthost.auth.api_keys import KeyAuthenticator
 from agenthost.auth.invalidations import InvalidationBus
 from agenthost.auth.login_throttle import LoginThrottle, MemoryLoginThrottle, RedisLoginThrottle
 from agenthost.auth.permissions import AgentAccess
+from agenthost.auth.sessions import SessionStore
 from agenthost.auth.user_secrets import UserSecrets
 from agenthost.billing.gate import Gate
 from agenthost.billing.meter import Meter
@@ -57,10 +58,13 @@ class Services:
     drain: Drain = field(default_factory=Drain)
     leases: Leases | None = None  # running stored responses: see runs/leases.py
     event_log: EventLog = field(init=False)  # streams of background responses
+    web_sessions: SessionStore = field(init=False)  # signed-in browsers: auth/sessions.py
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.event_log = EventLog(self.db)
+        web = self.settings.web
+        self.web_sessions = SessionStore(self.db, web.session_idle_seconds, web.session_max_seconds)
 
     @classmethod
     def build(cls, settings: Settings) -> Services:

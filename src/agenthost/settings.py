@@ -205,6 +205,15 @@ class ObservabilitySettings(_Section):
     service_name: str = Field("agenthost", description="service.name of exported traces")
 
 
+class WebSettings(_Section):
+    session_idle_seconds: float = Field(
+        7200, gt=0, description="a web session not used for this long ends"
+    )
+    session_max_seconds: float = Field(
+        43200, gt=0, description="a web session ends this long after sign-in, used or not"
+    )
+
+
 def _default_providers() -> dict[str, ProviderSettings]:
     return {"local": ProviderSettings(type="local")}
 
@@ -238,6 +247,7 @@ class Settings(BaseSettings):
     limits: LimitSettings = Field(default_factory=LimitSettings)
     bootstrap: BootstrapSettings = Field(default_factory=BootstrapSettings)
     observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
+    web: WebSettings = Field(default_factory=WebSettings)
     strict_providers: bool = Field(
         False,
         description="refuse to start when a provider's ${VAR} is unset (else it is disabled)",

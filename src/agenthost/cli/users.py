@@ -54,21 +54,22 @@ def users_add(
 def users_set_password(email: str) -> None:
     """Set a user's password (read from stdin, at least 8 characters)."""
     from agenthost.auth.passwords import hash_password
-    from agenthost.storage.repositories import audit
+    from agenthost.storage.repositories import audit, web_sessions
 
     password = sys.stdin.readline().rstrip("\n")
     if len(password) < 8:
         raise CommandError("the password must have at least 8 characters")
     hashed = hash_password(password)
 
-    async def work(_: Settings) -> None:
+    async def work(_: Settings) -> int:
         async with db().session() as session:
             user = await find_user(session, email)
             user.password_hash = hashed
             audit.record(session, "user.password_set", "user", user.id, user.email)
+            return await web_sessions.end_all(session, user.id)  # a new password ends them
 
-    run(work)
-    typer.echo(f"password set for {email}")
+    ended = run(work)
+    typer.echo(f"password set for {email}; {ended} web session(s) ended")
 
 
 @users_app.command("list")

@@ -41,7 +41,7 @@ async def get_principal(request: Request, services: ServicesDep) -> Principal:
         # Same-origin browser scripts (the web playground) call with the session cookie
         # plus the CSRF header instead of a key.
         found = await sessions.session_principal(
-            services.db,
+            services.web_sessions,
             sessions.codec_for(request.app.state),
             request.cookies.get(sessions.COOKIE_NAME),
             request.headers.get(sessions.CSRF_HEADER),

@@ -212,6 +212,23 @@ class StoredResponse(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
+class WebSession(Base):
+    """A signed-in browser session. The cookie carries a random nonce (signed); the row is
+    keyed by the nonce's SHA-256, and a session is valid only while its row exists, so
+    signing out, "sign out everywhere", a password change or disabling the user ends it
+    at once on every worker."""
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+    address: Mapped[str] = mapped_column(String(64), default="")
+    user_agent: Mapped[str] = mapped_column(String(200), default="")
+
+
 class ResponseEvents(Base):
     """A batch of the stream events of a background response created with `stream: true`,
     kept so `GET /responses/{id}?stream=true&starting_after=N` can replay them on any

@@ -19,6 +19,7 @@ from agenthost.web.views import (
     playground,
     usage,
     user_secrets,
+    web_sessions,
 )
 
 STATIC = Path(__file__).parent / "static"
@@ -31,6 +32,7 @@ def build_router() -> APIRouter:
         auth,
         keys,
         user_secrets,
+        web_sessions,
         agents,
         usage,
         admin,

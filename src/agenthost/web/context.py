@@ -12,12 +12,11 @@ from starlette.responses import RedirectResponse, Response
 from agenthost.auth import sessions
 from agenthost.auth.permissions import RolePermissions
 from agenthost.auth.principal import Principal
-from agenthost.http.client_address import is_secure, trusted_of
+from agenthost.http.client_address import client_address, is_secure, trusted_of
 from agenthost.services import Services
 from agenthost.storable import problem
 from agenthost.storage.models import User
 from agenthost.storage.repositories import audit
-from agenthost.storage.repositories import users as user_repo
 from agenthost.web import templating
 from agenthost.web.errors import LoginRequired, WebError, forbidden
 
@@ -29,6 +28,8 @@ NOTICES = {
     "duplicated": "Agent duplicated. You are editing the copy.",
     "granted": "Credits granted.",
     "signed_out": "You are signed out.",
+    "session_ended": "That session is signed out.",
+    "signed_out_everywhere": "You are signed out everywhere, this browser included.",
 }
 
 
@@ -66,10 +67,17 @@ class Visit:
     def principal(self) -> Principal:
         return Principal(user_id=self.me.id, email=self.me.email, role=self.me.role)
 
-    def sign_in(self, user: User) -> None:
+    async def sign_in(self, user: User) -> None:
         self.session, self.user, self.fresh = sessions.new_session(user.id), user, True
+        await self.services.web_sessions.start(
+            self.session,
+            address=client_address(self.request, trusted_of(self.request)),
+            user_agent=self.request.headers.get("user-agent", ""),
+        )
 
-    def sign_out(self) -> None:
+    async def sign_out(self) -> None:
+        if self.user is not None:
+            await self.services.web_sessions.end(self.session)
         self.session, self.user, self.fresh = sessions.new_session(), None, True
 
     def finish(self, response: Response) -> Response:
@@ -77,7 +85,10 @@ class Visit:
             response.set_cookie(
                 sessions.COOKIE_NAME,
                 self.codec.encode(self.session),
-                **sessions.cookie_options(is_secure(self.request, trusted_of(self.request))),
+                **sessions.cookie_options(
+                    is_secure(self.request, trusted_of(self.request)),
+                    self.codec.max_age,
+                ),
             )
         response.headers.setdefault("cache-control", "no-store")
         return response
@@ -93,10 +104,9 @@ async def current_visit(request: Request) -> Visit:
     fresh = data is None
     user = None
     if data is not None and data.user_id is not None:
-        async with services.db.session() as session:
-            user = await user_repo.get(session, data.user_id)
-        if user is None or user.disabled:
-            user, data = None, None
+        user = await services.web_sessions.user_of(data)
+        if user is None:  # ended, expired, idle too long, or the user is disabled
+            data = None
     if data is None:
         data, fresh = sessions.new_session(), True
     await services.access.refresh_overrides()

@@ -98,6 +98,8 @@ async def set_disabled(user_id: str, visit: AdminDep, form: FormDep) -> Response
     async with visit.services.db.session() as session:
         await accounts.set_disabled(session, user.id, field(form, "disabled") == "1")
     visit.services.keys.invalidate(user_id=user.id)
+    if field(form, "disabled") == "1":
+        await visit.services.web_sessions.end_all(user.id)  # signed out at once
     return redirect(visit, "/admin/users?notice=saved")
 
 

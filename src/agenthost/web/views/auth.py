@@ -59,11 +59,11 @@ async def login(visit: VisitDep, form: FormDep) -> Response:
         return render(visit, "login.html", status=400, next=target, email=email, error=error)
     await throttle.succeeded(email, address)
     await record_sign_in(visit.services, email, user, address, ok=True)
-    visit.sign_in(user)
+    await visit.sign_in(user)
     return redirect(visit, target)
 
 
 @router.post("/logout")
 async def logout(visit: VisitDep) -> Response:
-    visit.sign_out()
+    await visit.sign_out()
     return redirect(visit, "/login?notice=signed_out")

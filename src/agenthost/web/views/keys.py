@@ -64,7 +64,7 @@ async def settings_page(
 
 @router.get("/settings")
 async def settings_home(visit: UserDep) -> Response:
-    return redirect(visit, "/settings/keys")
+    return redirect(visit, "/settings/keys" if visit.perms.use else "/settings/sessions")
 
 
 @router.get("/settings/keys")
