@@ -193,6 +193,21 @@ def test_settings_area_holds_keys_and_secrets(
     shot(page, "settings_secrets")
 
 
+def test_no_page_breaks_the_content_security_policy(
+    browser: Browser, site: Site, journey_user: tuple[str, str]
+) -> None:
+    page = open_signed_in(browser, site, *journey_user)
+    violations: list[str] = []
+    page.on(
+        "console", lambda m: violations.append(m.text) if "Content Security" in m.text else None
+    )
+    for path in ("/agents", "/agents/new", "/usage", "/playground", "/settings/keys",
+                 "/settings/secrets", "/settings/sessions"):  # fmt: skip
+        page.goto(path)
+        page.wait_for_load_state("networkidle")
+    assert violations == []
+
+
 def test_mobile_layout_has_no_horizontal_scroll(
     browser: Browser, site: Site, journey_user: tuple[str, str]
 ) -> None:

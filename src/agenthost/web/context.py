@@ -19,6 +19,7 @@ from agenthost.storage.models import User
 from agenthost.storage.repositories import audit
 from agenthost.web import templating
 from agenthost.web.errors import LoginRequired, WebError, forbidden
+from agenthost.web.security_headers import protect
 
 NOTICES = {
     "saved": "Saved.",
@@ -91,7 +92,7 @@ class Visit:
                 ),
             )
         response.headers.setdefault("cache-control", "no-store")
-        return response
+        return protect(response, self.services.settings.public_base_url)
 
 
 async def current_visit(request: Request) -> Visit:

@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from agenthost.web import templating
+from agenthost.web.security_headers import protect
 
 
 class WebError(Exception):
@@ -34,12 +35,14 @@ def forbidden(message: str = "You do not have permission to open this page.") ->
 
 
 def error_page(request: Request, status: int, title: str, message: str = "") -> Response:
-    return templating.templates().TemplateResponse(
+    page = templating.templates().TemplateResponse(
         request,
         "error.html",
         {"title": title, "message": message, "status": status, "visit": None},
         status_code=status,
     )
+    services = getattr(request.app.state, "services", None)
+    return protect(page, services.settings.public_base_url if services else None)
 
 
 def handle_web_error(request: Request, exc: Exception) -> Response:
