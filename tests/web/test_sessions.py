@@ -202,3 +202,28 @@ def test_admin_grants_credits(site: Site, client: httpx.Client) -> None:
         sign_in(user, "granted@example.com", "granted-password-1")
         usage = user.get("/usage").text
     assert "50,001,234" in usage and "welcome" in usage
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/usage?page=99999999999999999999999",
+        "/usage?page=-5",
+        "/usage?days=abc",
+        "/usage?page=abc",
+        "/admin/usage?days=abc",
+        "/usage.csv?days=1e9",
+    ],
+)
+def test_odd_query_strings_never_500_and_stay_html(
+    site: Site, client: httpx.Client, path: str
+) -> None:
+    sign_in(client, site.admin_email, site.admin_password)
+    reply = client.get(path)
+    assert reply.status_code in (200, 400), (path, reply.status_code)
+    if not path.startswith("/usage.csv"):
+        assert reply.headers["content-type"].startswith("text/html"), path
+    api = client.get("/api/agents/v1/responses/resp_x/input_items?limit=abc")
+    assert api.status_code in (400, 401) and api.headers["content-type"].startswith(
+        "application/json"
+    )

@@ -80,8 +80,12 @@ def validation_error(exc: ValidationError | RequestValidationError) -> Response:
     return json_error(*describe(invalid_body(exc.errors())))
 
 
-def _request_validation(_: Request, exc: Exception) -> Response:
+def _request_validation(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError | ValidationError)
+    html_error = getattr(request.app.state, "html_error", None)
+    if html_error is not None and not request.url.path.startswith("/api/"):
+        page: Response = html_error(request, 400)  # a web page's bad query string
+        return page
     return validation_error(exc)
 
 

@@ -55,6 +55,14 @@ def handle_web_error(request: Request, exc: Exception) -> Response:
 
 def html_error(request: Request, status: int) -> Response:
     """Used by the app's HTTP error handler for unknown web routes."""
-    titles = {404: "Not found", 405: "Method not allowed", 503: "Temporarily unavailable"}
-    messages = {503: "The database cannot be reached right now. Try again in a moment."}
+    titles = {
+        400: "Bad request",
+        404: "Not found",
+        405: "Method not allowed",
+        503: "Temporarily unavailable",
+    }
+    messages = {
+        400: "A value in the address of this page is not valid. Go back and try again.",
+        503: "The database cannot be reached right now. Try again in a moment.",
+    }
     return error_page(request, status, titles.get(status, "Error"), messages.get(status, ""))

@@ -24,12 +24,12 @@ DAY_CHOICES = (7, 14, 30, 90)
 async def usage_page(visit: UserDep, by: str = "agent", days: int = 14, page: int = 1) -> Response:
     by = by if by in ("agent", "key") else "agent"
     days = days if days in DAY_CHOICES else 14
-    page = max(1, page)
     me = visit.me
     async with visit.services.db.session() as session:
         credits = await balances.get_credits(session, me.id)
         rows = await usage_summary.daily(session, me.id, days, by)
         total = await usage_summary.count_transactions(session, me.id)
+        page = min(max(1, page), max(1, -(-total // PAGE_SIZE)))  # an absurd page: the last
         transactions = await usage.list_transactions(
             session, me.id, PAGE_SIZE, (page - 1) * PAGE_SIZE
         )
