@@ -38,7 +38,9 @@ class Site:
             sign_in(user, email, password)
             token = csrf_of(user.get("/settings/keys").text)
             reply = user.post(
-                "/settings/keys", data={"csrf_token": token, "name": "test", "expires": "7"}
+                "/settings/keys",
+                data={"csrf_token": token, "name": "test", "expires": "7"},
+                follow_redirects=True,
             )
             found = REVEALED.search(reply.text)
             assert found, reply.text

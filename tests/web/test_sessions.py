@@ -8,7 +8,7 @@ import httpx
 import openai
 import pytest
 
-from tests.web.conftest import Site, csrf_of, sign_in
+from tests.web.conftest import REVEALED, Site, csrf_of, sign_in
 
 
 @pytest.fixture
@@ -227,3 +227,27 @@ def test_odd_query_strings_never_500_and_stay_html(
     assert api.status_code in (400, 401) and api.headers["content-type"].startswith(
         "application/json"
     )
+
+
+def test_a_new_key_is_shown_once_and_a_reload_makes_no_second_key(
+    site: Site, client: httpx.Client
+) -> None:
+    site.add_user("reveal@example.com", "reveal-password-1")
+    sign_in(client, "reveal@example.com", "reveal-password-1")
+    token = csrf_of(client.get("/settings/keys").text)
+    made = client.post("/settings/keys", data={"csrf_token": token, "name": "once", "expires": "7"})
+    assert made.status_code == 303 and made.headers["location"].startswith("/settings/keys")
+    shown = client.get(made.headers["location"])
+    found = REVEALED.search(shown.text)
+    assert found is not None
+    again = client.get(made.headers["location"]).text  # a reload
+    assert found.group(1) not in again and 'id="revealed-key"' not in again
+    assert again.count("<td>once</td>") == 1  # one key, not two
+    # The sealed reveal is bound to its user: another user replaying it sees nothing.
+    with site.client() as other:
+        site.add_user("reveal2@example.com", "reveal-password-2")
+        sign_in(other, "reveal2@example.com", "reveal-password-2")
+        other.cookies.set(
+            "agenthost_reveal", made.cookies["agenthost_reveal"], path="/settings/keys"
+        )
+        assert found.group(1) not in other.get("/settings/keys").text

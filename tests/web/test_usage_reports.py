@@ -24,7 +24,9 @@ def test_a_key_budget_is_set_in_settings_and_shown_against_spend(site: Site) -> 
             refused = client.post("/settings/keys", data={**base, "max_credits": bad})
             assert refused.status_code == 400, bad
         made = client.post(
-            "/settings/keys", data={**base, "max_credits": "50000", "budget_period": "day"}
+            "/settings/keys",
+            data={**base, "max_credits": "50000", "budget_period": "day"},
+            follow_redirects=True,
         )
         assert made.status_code == 200 and "sk-" in made.text
         listed = client.get("/settings/keys").text
