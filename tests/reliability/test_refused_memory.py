@@ -6,6 +6,7 @@ both interfaces; its resident memory may not grow by more than a small bound."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,6 +109,7 @@ def test_rate_limited_requests_do_not_keep_their_bodies(tmp_path: Path) -> None:
         headers = {"Authorization": f"Bearer {key}"}
         with httpx.Client(timeout=60) as client:
             client.post(f"{server.api}/chat/completions", json=chat(agent, "hi"), headers=headers)
+            started, admitted = time.monotonic(), 0
             before = rss_mib(server)
             for path, body in (
                 ("/chat/completions", chat(agent)),
@@ -115,7 +117,10 @@ def test_rate_limited_requests_do_not_keep_their_bodies(tmp_path: Path) -> None:
             ):
                 for _ in range(PER_KIND):
                     reply = client.post(server.api + path, json=body, headers=headers)
-                    assert reply.status_code == 429
+                    assert reply.status_code in (200, 429)
+                    admitted += reply.status_code == 200
             grew = rss_mib(server) - before
+            # The limit's minute may roll over on a slow machine: one more call per minute.
+            assert admitted <= (time.monotonic() - started) // 60 + 1, admitted
     print(f"RSS growth after {2 * PER_KIND} rate-limited requests: {grew:.1f} MiB")
     assert grew < GROWTH_BOUND_MIB
