@@ -61,6 +61,8 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(32), default="user")
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The identity provider's `sub` (one issuer is configured), bound at first OIDC match.
+    oidc_subject: Mapped[str | None] = mapped_column(String(255), unique=True, index=True)
 
 
 class ApiKey(Base):
