@@ -86,6 +86,13 @@ BAD_CONFIGS = [
     ({"redis_url": "http://cache"}, "redis_url"),
     ({"log_level": "loud"}, "log_level"),
     ({"secret_key": "changeme"}, "secret_key"),
+    ({"auth": {"oidc": {"issuer": "http://idp.example.com"}}}, "auth.oidc.issuer"),
+    ({"auth": {"oidc": {"issuer": "idp.example.com"}}}, "auth.oidc.issuer"),
+    (
+        {"auth": {"oidc": {"issuer": "https://idp.example.com", "api": {"enabled": True}}}},
+        "auth.oidc.api.audience",
+    ),
+    ({"auth": {"oidc": {"issuer": "https://i.example", "admin_claim": {}}}}, "admin_claim"),
     ("limits:\n  max_body_bytes: [1\n", "line 3"),
     ("- a\n- b\n", "mapping"),
 ]
@@ -98,6 +105,18 @@ def test_bad_config_is_refused_naming_the_key(tmp_path: Path, config: object, na
     message = caught.value.message
     assert named in message and "\n" not in message
     assert message.startswith("config error:")
+
+
+def test_oidc_allows_http_only_on_loopback(tmp_path: Path) -> None:
+    api = {"enabled": True, "audience": "agenthost-api"}
+    for issuer in (
+        "http://127.0.0.1:8080/realms/acme",
+        "http://localhost:8080",
+        "https://idp.example.com/x",
+    ):
+        oidc = {"issuer": issuer, "api": api}
+        settings = load_settings(write(tmp_path, {"auth": {"oidc": oidc}}))
+        assert settings.auth.oidc is not None and settings.auth.oidc.issuer == issuer
 
 
 def test_bad_env_override_names_the_key(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,6 +11,7 @@ AgentHostError
 │   ├── InsufficientBalance
 │   └── RateLimited              carries retry_after seconds
 ├── RunError                     the agent run itself failed (tool limits, MCP down…)
+├── IdentityProviderUnavailable  the OIDC issuer's keys could not be read
 └── ProviderError                the upstream model failed
     ├── UpstreamUnavailable      refused, 5xx, overloaded
     └── UpstreamTimeout
@@ -74,6 +75,12 @@ class RateLimited(CallerError):
 
 class RunError(AgentHostError):
     code = "run_failed"
+
+
+class IdentityProviderUnavailable(AgentHostError):
+    """A bearer token could not be checked: the issuer's discovery or keys are unreachable."""
+
+    code = "identity_provider_unavailable"
 
 
 class ServerShuttingDown(AgentHostError):

@@ -6,11 +6,15 @@ import asyncio
 import contextlib
 from dataclasses import dataclass, field
 
+import httpx
 from redis.asyncio import Redis
 
 from agenthost.auth.api_keys import KeyAuthenticator
+from agenthost.auth.callers import CallerAuthenticator
 from agenthost.auth.invalidations import InvalidationBus
 from agenthost.auth.login_throttle import LoginThrottle, MemoryLoginThrottle, RedisLoginThrottle
+from agenthost.auth.oidc_keys import SigningKeys
+from agenthost.auth.oidc_tokens import TokenAuthenticator
 from agenthost.auth.permissions import AgentAccess
 from agenthost.auth.sessions import SessionStore
 from agenthost.auth.user_secrets import UserSecrets
@@ -57,12 +61,16 @@ class Services:
     login_throttle: LoginThrottle = field(default_factory=MemoryLoginThrottle)
     drain: Drain = field(default_factory=Drain)
     leases: Leases | None = None  # running stored responses: see runs/leases.py
+    oidc_keys: SigningKeys | None = None  # with auth.oidc: the issuer's keys
+    tokens: TokenAuthenticator | None = None  # with auth.oidc.api.enabled
+    callers: CallerAuthenticator = field(init=False)  # keys and tokens: auth/callers.py
     event_log: EventLog = field(init=False)  # streams of background responses
     web_sessions: SessionStore = field(init=False)  # signed-in browsers: auth/sessions.py
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.event_log = EventLog(self.db)
+        self.callers = CallerAuthenticator(self.keys, self.tokens)
         web = self.settings.web
         self.web_sessions = SessionStore(self.db, web.session_idle_seconds, web.session_max_seconds)
 
@@ -78,6 +86,10 @@ class Services:
         prices = PriceBook(settings.pricing, free=free)
         meter = Meter(db, settings.balance, prices, reservations, run_seconds)
         keys, access = KeyAuthenticator(db), AgentAccess(db, settings.interface.remote_agents)
+        oidc_keys = _oidc_keys(settings)
+        tokens = None
+        if oidc_keys is not None and settings.auth.oidc and settings.auth.oidc.api.enabled:
+            tokens = TokenAuthenticator(db, oidc_keys, settings.auth.oidc.api)
         bus = None
         if settings.redis_url:
             bus = InvalidationBus(settings.redis_url, keys, access)
@@ -101,6 +113,8 @@ class Services:
             invalidations=bus,
             login_throttle=_login_throttle(redis),
             leases=Leases(db, settings.limits.run_lease_seconds),
+            oidc_keys=oidc_keys,
+            tokens=tokens,
         )
 
     def start_background(self) -> None:
@@ -129,6 +143,8 @@ class Services:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.keys.flush_last_used()
+        if self.oidc_keys is not None:
+            await self.oidc_keys.aclose()
         if self.invalidations is not None:
             await self.invalidations.aclose()
         await self.meter.aclose()  # may release reservations: before the limiter closes
@@ -146,6 +162,13 @@ def _shared_state(redis: Redis | None, db: Database) -> tuple[RateLimiter, Reser
     if redis is None:
         return MemoryRateLimiter(), MemoryReservations()
     return FallbackRateLimiter(redis, RedisHealth()), DatabaseReservations(db)
+
+
+def _oidc_keys(settings: Settings) -> SigningKeys | None:
+    oidc = settings.auth.oidc
+    if oidc is None:
+        return None
+    return SigningKeys(oidc.issuer, httpx.AsyncClient(follow_redirects=False))
 
 
 def _login_throttle(redis: Redis | None) -> LoginThrottle:

@@ -14,6 +14,7 @@ import re
 import types
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
@@ -23,6 +24,7 @@ from pydantic import (
     PrivateAttr,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -214,6 +216,55 @@ class WebSettings(_Section):
     )
 
 
+class AdminClaim(_Section):
+    name: str = Field(..., min_length=1, description="the claim that lists roles or groups")
+    values: list[str] = Field(..., min_length=1, description="any of these makes an admin")
+
+
+class OidcApiSettings(_Section):
+    enabled: bool = Field(False, description="accept OIDC bearer tokens on /api/agents/v1")
+    audience: str | None = Field(
+        None, validate_default=True, description="the `aud` tokens must carry"
+    )
+    required_scopes: list[str] = Field(
+        default_factory=list, description="all must be in the token's scope/scp claim"
+    )
+
+    @field_validator("audience")
+    @classmethod
+    def _audience_when_enabled(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if info.data.get("enabled") and not value:
+            raise ValueError("required when api.enabled is true")
+        return value
+
+
+class OidcSettings(_Section):
+    issuer: str = Field(..., description="discovery at {issuer}/.well-known/openid-configuration")
+    client_id: str | None = Field(None, description="this application's client id (sign-in)")
+    client_secret: SecretStr | None = None
+    scopes: list[str] = Field(default_factory=lambda: ["openid", "email", "profile"])
+    auto_provision: bool = Field(False, description="sign-in creates unknown users")
+    admin_claim: AdminClaim | None = None
+    groups_claim: str | None = None
+    api: OidcApiSettings = Field(default_factory=OidcApiSettings)
+
+    @field_validator("issuer")
+    @classmethod
+    def _check_issuer(cls, value: str) -> str:
+        parsed = urlsplit(value)
+        local = parsed.hostname in {"localhost", "127.0.0.1", "::1"}
+        if parsed.scheme != "https" and not (parsed.scheme == "http" and local):
+            raise ValueError("must be an https URL (http only for localhost or 127.0.0.1)")
+        if not parsed.hostname or parsed.query or parsed.fragment:
+            raise ValueError("must be a URL like https://idp.example.com/realms/acme")
+        return value
+
+
+class AuthSettings(_Section):
+    password_login: bool = Field(True, description="local passwords can sign in")
+    oidc: OidcSettings | None = None
+
+
 def _default_providers() -> dict[str, ProviderSettings]:
     return {"local": ProviderSettings(type="local")}
 
@@ -248,6 +299,7 @@ class Settings(BaseSettings):
     bootstrap: BootstrapSettings = Field(default_factory=BootstrapSettings)
     observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
     web: WebSettings = Field(default_factory=WebSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
     strict_providers: bool = Field(
         False,
         description="refuse to start when a provider's ${VAR} is unset (else it is disabled)",

@@ -79,6 +79,7 @@ class KeyAuthenticator:
         self._clock = clock
         self._cache: dict[str, _CachedKey] = {}
         self.announce: Callable[[dict[str, Any]], None] | None = None  # see invalidations.py
+        self.on_user_dropped: Callable[[str | None], None] | None = None  # see callers.py
         self._loads: SingleFlight[str, _CachedKey] = SingleFlight()
         self._last_recorded: dict[str, float] = {}
         self._pending_used: dict[str, datetime] = {}
@@ -155,6 +156,8 @@ class KeyAuthenticator:
 
     def drop(self, key_id: str | None = None, user_id: str | None = None) -> None:
         """Drop cached entries for a key or all of a user's keys, in this process."""
+        if user_id and self.on_user_dropped is not None:
+            self.on_user_dropped(user_id)
         for key_hash, entry in list(self._cache.items()):
             p = entry.principal
             if (key_id and p.key_id == key_id) or (user_id and p.user_id == user_id):
@@ -162,6 +165,8 @@ class KeyAuthenticator:
 
     def invalidate_all(self) -> None:
         self._cache.clear()
+        if self.on_user_dropped is not None:
+            self.on_user_dropped(None)
 
     async def flush_last_used(self) -> None:
         if not self._pending_used:

@@ -61,7 +61,7 @@ class Gate:
     async def _acquire(
         self, principal: Principal, agent: AgentSpec, request: RunRequest
     ) -> Lease | None:
-        scopes = scopes_for(self._limits, principal.user_id, principal.key_id)
+        scopes = scopes_for(self._limits, principal.user_id, principal.limit_key)
         if not scopes:
             return None
         seconds = self._limits.run.run_deadline_seconds + 60

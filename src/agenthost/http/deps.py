@@ -49,7 +49,7 @@ async def get_principal(request: Request, services: ServicesDep) -> Principal:
         if found is not None:
             request.state.principal = found
             return found
-    principal = await services.keys.authenticate(token)
+    principal = await services.callers.authenticate(token)
     request.state.principal = principal
     return principal
 

@@ -58,7 +58,7 @@ def _bearer(websocket: WebSocket) -> str | None:
 async def _authenticate(websocket: WebSocket, services: Services) -> Principal | None:
     """The same Bearer key check as HTTP, on the upgrade request; refused before accept."""
     try:
-        return await services.keys.authenticate(_bearer(websocket))
+        return await services.callers.authenticate(_bearer(websocket))
     except AgentHostError as exc:
         status, payload = describe(exc)
         try:

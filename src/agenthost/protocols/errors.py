@@ -30,6 +30,7 @@ _MAPPING: list[tuple[type[errors.AgentHostError], int, str]] = [
     (errors.ProviderError, 502, "upstream_error"),
     (errors.RunError, 502, "upstream_error"),
     (errors.ServerShuttingDown, 503, "server_error"),
+    (errors.IdentityProviderUnavailable, 503, "server_error"),
 ]
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agenthost import ids
@@ -48,3 +48,19 @@ async def list_all(session: AsyncSession) -> list[User]:
 async def emails_by_id(session: AsyncSession) -> dict[str, str]:
     """Every user's email by id (for reports that group by user)."""
     return dict((await session.execute(select(User.id, User.email))).tuples().all())
+
+
+async def get_by_oidc_subject(session: AsyncSession, subject: str) -> User | None:
+    result = await session.execute(select(User).where(User.oidc_subject == subject))
+    return result.scalar_one_or_none()
+
+
+async def bind_oidc_subject(session: AsyncSession, user_id: str, subject: str) -> bool:
+    """Record the identity provider's subject of a user matched by email; False when the
+    user already has another subject (or none was written)."""
+    result = await session.execute(
+        update(User)
+        .where(User.id == user_id, User.oidc_subject.is_(None))
+        .values(oidc_subject=subject)
+    )
+    return bool(getattr(result, "rowcount", 0))
