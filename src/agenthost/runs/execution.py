@@ -22,7 +22,12 @@ from agenthost.errors import ServerShuttingDown
 from agenthost.events import RunEvent
 from agenthost.observability import metrics, tracing
 from agenthost.runtime.loop import RunState
-from agenthost.runtime.mcp_headers import needed_secrets, require_secrets
+from agenthost.runtime.mcp_headers import (
+    needed_secrets,
+    require_secrets,
+    token_required,
+    token_servers,
+)
 from agenthost.runtime.tools import Caller
 from agenthost.services import Services
 
@@ -90,14 +95,20 @@ class Execution:
         """Who the run is for, with the secrets its MCP headers reference (read only
         when some header references one: most agents need no database read here)."""
         user_id, email = self.principal.user_id, self.principal.email
+        token = self.principal.bearer_token
         configs = self.services.settings.mcp_servers
-        needed = needed_secrets(self.agent.mcp_servers, configs) if configs else {}
-        if not needed:
+        if not configs:
             return Caller(user_id, email)
+        if token is None and (servers := token_servers(self.agent.mcp_servers, configs)):
+            raise token_required(servers[0])
+        needed = needed_secrets(self.agent.mcp_servers, configs)
+        if not needed:
+            return Caller(user_id, email, oidc_token=token)
         stored = await self.services.user_secrets.values(user_id)
         require_secrets(needed, stored)
         wanted = {name for names in needed.values() for name in names}
-        return Caller(user_id, email, {k: v for k, v in stored.items() if k in wanted})
+        secrets = {k: v for k, v in stored.items() if k in wanted}
+        return Caller(user_id, email, secrets, oidc_token=token)
 
     async def events(self) -> AsyncGenerator[RunEvent, None]:
         assert self._events is not None and self._first is not None, "start() first"

@@ -1,11 +1,13 @@
 """Placeholders in the header values of streamable HTTP MCP servers.
 
 `{user.id}` and `{user.email}` become the calling user's; `{secret.NAME}` becomes the
-calling user's secret NAME (set on the Settings page or with `agenthost secrets set`).
-A server with any of them gets one connection per user. A referenced secret the user
-has not set fails the request closed (400 `missing_secret`): a server is never called
-with an empty credential. This module does not import the MCP SDK, so the request path
-can ask which secrets an agent needs without loading it.
+calling user's secret NAME (set on the Settings page or with `agenthost secrets set`);
+`{user.oidc_token}` becomes the caller's OIDC bearer token, for servers that act as the
+user at the same identity provider. A server with any of them gets one connection per
+user. A referenced secret the user has not set, or a token placeholder on a call made
+with an API key, fails the request closed (400 `missing_secret` / `oidc_token_required`):
+a server is never called with an empty credential. This module does not import the MCP
+SDK, so the request path can ask which secrets an agent needs without loading it.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from agenthost.errors import ConfigError, InvalidRequest, UpstreamUnavailable
 from agenthost.runtime.tools import Caller
 from agenthost.settings import McpServerSettings
 
-USER_FIELD = re.compile(r"\{user\.(id|email)\}")
+USER_FIELD = re.compile(r"\{user\.(id|email|oidc_token)\}")
+TOKEN_FIELD = "{user.oidc_token}"
 SECRET_FIELD = re.compile(r"\{secret\.([A-Za-z0-9_]{1,64})\}")
 _ANY_SECRET = re.compile(r"\{secret\.([^{}]*)\}")
 _PLACEHOLDER = re.compile(f"{USER_FIELD.pattern}|{SECRET_FIELD.pattern}")
@@ -76,6 +79,25 @@ def servers_by_secret(
     return found
 
 
+def token_servers(servers: Iterable[str], configs: Mapping[str, McpServerSettings]) -> list[str]:
+    """Which of `servers` pass the caller's OIDC token on (`{user.oidc_token}`)."""
+    return [
+        server
+        for server in dict.fromkeys(servers)
+        if (config := configs.get(server)) is not None
+        and config.transport == "streamable_http"
+        and any(TOKEN_FIELD in value for value in config.headers.values())
+    ]
+
+
+def token_required(server: str) -> InvalidRequest:
+    return InvalidRequest(
+        f"MCP server '{server}' of this agent acts as you with your identity provider's "
+        "token: call with an OIDC bearer token instead of an API key.",
+        code="oidc_token_required",
+    )
+
+
 def missing_secret(server: str, name: str) -> InvalidRequest:
     return InvalidRequest(
         f"MCP server '{server}' of this agent needs your secret '{name}', which is not set. "
@@ -104,6 +126,10 @@ def render_headers(
                 f"MCP server '{server}' needs the calling user's identity or secrets"
             )
         user_field, secret_name = match.group(1), match.group(2)
+        if user_field == "oidc_token":
+            if not caller.oidc_token:
+                raise token_required(server)
+            return caller.oidc_token
         if secret_name is None:
             return caller.user_id if user_field == "id" else caller.email
         value = caller.secrets.get(secret_name)

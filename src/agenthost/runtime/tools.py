@@ -18,12 +18,15 @@ class Caller:
     """The authenticated user a run is for; MCP headers may reference it.
 
     `secrets` holds the user's secrets that the agent's MCP headers reference (empty
-    when none do); kept out of `repr` so that a logged caller never shows a value.
+    when none do); it and `oidc_token` are kept out of `repr` so that a logged caller
+    never shows a value.
     """
 
     user_id: str
     email: str
     secrets: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+    # The caller's OIDC bearer token, for `{user.oidc_token}`; None with an API key.
+    oidc_token: str | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(slots=True, frozen=True)
