@@ -19,10 +19,11 @@ from typing import Any
 import orjson
 
 from bench import report
+from bench.oidc import Signer
 from bench.procs import ROOT, LoadGenerator, Monitor, Pinning, upstream
 from bench.runs import Plan, run_scaleout, run_single
 
-SCENARIOS = ("overhead", "streaming", "streams1000", "growth")
+SCENARIOS = ("overhead", "streaming", "streams1000", "credentials", "growth")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -39,6 +40,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-pin", action="store_true", help="do not pin processes to cores")
     parser.add_argument(
         "--tracing", action="store_true", help="export a trace of every request (OTLP/HTTP)"
+    )
+    parser.add_argument(
+        "--oidc", action="store_true", help="call with an OIDC bearer token, not an API key"
     )
     parser.add_argument(
         "--no-metrics", action="store_true", help="Prometheus metrics off (they are on by default)"
@@ -71,6 +75,7 @@ def build_plan(args: argparse.Namespace) -> Plan:
         growth_streaming_concurrency=min(max(concurrency), 256),
         metrics=not args.no_metrics,
         tracing=args.tracing,
+        oidc=args.oidc,
     )
 
 
@@ -102,14 +107,17 @@ def main(argv: list[str] | None = None) -> int:
     print(f"agenthost bench: {args.mode} mode, {pin.describe()}", flush=True)
     _warn_if_busy()
     with tempfile.TemporaryDirectory(prefix="agenthost-bench-") as scratch:
-        with upstream(pin.tools) as (upstream_url, upstream_pid):
+        signer = Signer(Path(scratch))  # the fake upstream also publishes OIDC keys
+        with upstream(pin.tools, signer.jwks_path) as (upstream_url, upstream_pid):
             load = LoadGenerator(pin.tools)
             try:
                 port = int(upstream_url.rsplit(":", 1)[1].split("/")[0])
                 direct = Monitor(upstream_pid)
                 if args.mode == "single":
                     results.update(
-                        run_single(plan, Path(scratch), upstream_url, port, direct, load, pin)
+                        run_single(
+                            plan, Path(scratch), upstream_url, port, direct, load, pin, signer
+                        )
                     )
                 else:
                     results.update(
@@ -136,6 +144,10 @@ def _finish(results: dict[str, Any], out: Path) -> None:
     if results.get("scaleout"):
         print()
         print(report.scaleout_table(results["scaleout"]))
+    if results.get("credentials"):
+        print()
+        print("API key against OIDC bearer token, one server, alternating cells at c=1:")
+        print(report.credentials_table(results["credentials"]))
     if results["checks"]:
         print()
         print(report.checks_table(results["checks"]))

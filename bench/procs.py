@@ -74,10 +74,12 @@ def _read_ready(proc: subprocess.Popen[str], what: str, timeout: float = 30) -> 
 
 
 @contextlib.contextmanager
-def upstream(pin: str | None) -> Iterator[tuple[str, int]]:
-    """The lean fake upstream; yields (base URL ending in /v1, pid)."""
+def upstream(pin: str | None, jwks: Path | None = None) -> Iterator[tuple[str, int]]:
+    """The lean fake upstream (publishing OIDC keys when `jwks` is given); yields
+    (base URL ending in /v1, pid)."""
+    extra = ["--jwks", str(jwks)] if jwks is not None else []
     proc = subprocess.Popen(
-        _pinned(pin, [sys.executable, "-m", "bench.upstream", "--port", "0"]),
+        _pinned(pin, [sys.executable, "-m", "bench.upstream", "--port", "0", *extra]),
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
@@ -187,9 +189,10 @@ class Gateway:
 
     folder: Path
     port: int
-    key: str = ""
+    key: str = ""  # what the load calls with: the API key, or an OIDC token (--oidc)
     agent: str = ""
     proc: subprocess.Popen[bytes] | None = None
+    set_up_key: str = ""  # the API key, when `key` is a token
 
     @property
     def config_path(self) -> Path:
@@ -256,6 +259,7 @@ def write_config(
     database_url: str | None,
     redis_url: str | None,
     observability: dict[str, Any] | None = None,
+    auth: dict[str, Any] | None = None,
 ) -> None:
     """Balance and rate limits on, with limits far above what the benchmark sends."""
     high = {"requests_per_minute": BIG, "tokens_per_minute": BIG, "concurrent_requests": 100_000}
@@ -278,6 +282,7 @@ def write_config(
         "limits": {"per_key": high, "per_user": high},
         "bootstrap": {"default_agent": False},
         "observability": observability or {},
+        "auth": auth or {},
     }
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "config.yaml").write_text(yaml.safe_dump(config))

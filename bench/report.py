@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Iterable
 from typing import Any
 
@@ -170,6 +171,25 @@ def streams_table(streams: list[Row]) -> str:
                 _fmt(held["baseline_rss_mb"]),
                 _fmt(held["rss_open_mb"]),
                 _fmt(held["rss_per_stream_kb"]),
+            )
+        )
+    return _render(lines)
+
+
+def credentials_table(rows: list[Row]) -> str:
+    """API key against OIDC token, each the median of its alternating cells at c=1."""
+    lines = [("credential", "req/s", "latency p50 ms", "CPU ms/req", "cells")]
+    for label in ("api key", "oidc token"):
+        mine = [row for row in rows if row["target"] == label]
+        if not mine:
+            continue
+        lines.append(
+            (
+                label,
+                _fmt(statistics.median(r["rps"] for r in mine)),
+                _fmt(statistics.median(r["latency_p50_ms"] for r in mine), 3),
+                _fmt(statistics.median(r["cpu_s_per_1k"] or 0 for r in mine), 3),
+                str(len(mine)),
             )
         )
     return _render(lines)

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from bench import scenarios
-from bench.procs import Gateway, LoadGenerator, Monitor, Pinning, write_config
+from bench.oidc import Signer, auth_section, issuer_of
+from bench.procs import BENCH_EMAIL, Gateway, LoadGenerator, Monitor, Pinning, write_config
 from bench.reports import time_reports
 from bench.scenarios import CHAT, DIRECT, INSTANT, PACED, Endpoint, Interface, Timing, measure
 from bench.seed import seed
@@ -31,6 +32,7 @@ class Plan:
     growth_streaming_concurrency: int
     metrics: bool = True  # Prometheus metrics, on by default in agenthost
     tracing: bool = False  # every request's trace exported to the fake upstream's OTLP sink
+    oidc: bool = False  # the main scenarios call with an OIDC token instead of the API key
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -100,11 +102,15 @@ def _matrix(
 def _start_gateway(
     folder: Path, upstream_url: str, pin: str | None, workers: int = 1,
     database_url: str | None = None, redis_url: str | None = None, seeding: Plan | None = None,
-    observability: dict[str, Any] | None = None,
+    observability: dict[str, Any] | None = None, signer: Signer | None = None,
 ) -> tuple[Gateway, dict[str, Any] | None]:  # fmt: skip
-    write_config(folder, upstream_url, database_url, redis_url, observability)
+    auth = auth_section(upstream_url) if signer is not None else None
+    write_config(folder, upstream_url, database_url, redis_url, observability, auth)
     gateway = Gateway(folder, _free_port())
     gateway.set_up()
+    if signer is not None:  # call with the user's token instead of the key
+        gateway.set_up_key = gateway.key
+        gateway.key = signer.token(issuer_of(upstream_url), BENCH_EMAIL)
     seeded = None
     if seeding is not None:
         print(
@@ -121,7 +127,7 @@ def _start_gateway(
 
 def run_single(
     plan: Plan, scratch: Path, upstream_url: str, upstream_port: int, direct_monitor: Monitor,
-    load: LoadGenerator, pin: Pinning,
+    load: LoadGenerator, pin: Pinning, signer: Signer | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     direct = Endpoint("direct", "127.0.0.1", upstream_port, {}, "bench-model", direct_monitor)
     rows: list[Row] = []
@@ -135,6 +141,7 @@ def run_single(
             upstream_url,
             pin.server,
             observability=_observability(plan, upstream_url),
+            signer=signer if plan.oidc else None,
         )
         try:
             endpoint = _gateway_endpoint(gateway)
@@ -155,6 +162,9 @@ def run_single(
                     time.sleep(2.0)  # the gateway cancels its upstream streams
         finally:
             gateway.stop()
+    if "credentials" in plan.scenarios and signer is not None:
+        out["credentials"] = _credentials(plan, scratch / "credentials", upstream_url, load, pin,
+                                          signer)  # fmt: skip
     if "growth" in plan.scenarios:
         try:
             rows += _growth(plan, scratch / "growth", upstream_url, direct, load, pin, out)
@@ -162,6 +172,34 @@ def run_single(
             print(f"growth scenario failed: {exc}", flush=True)
             out["growth_error"] = str(exc)
     return out
+
+
+def _credentials(
+    plan: Plan, folder: Path, upstream_url: str, load: LoadGenerator, pin: Pinning,
+    signer: Signer,
+) -> list[Row]:  # fmt: skip
+    """An API key against an OIDC token on one server, in alternating cells at c=1, so
+    the difference is the token path alone (the checked token and the keys are cached)."""
+    gateway, _ = _start_gateway(folder, upstream_url, pin.server, signer=signer)
+    rows: list[Row] = []
+    try:
+        made = _gateway_endpoint(gateway)
+        token_endpoint = Endpoint(
+            "oidc token", made.host, made.port, made.headers, made.model, made.monitor
+        )
+        key_headers = {"authorization": f"Bearer {gateway.set_up_key}"}
+        key_endpoint = Endpoint(
+            "api key", made.host, made.port, key_headers, made.model, made.monitor
+        )
+        scenarios.warm_up(load, key_endpoint, [CHAT])
+        scenarios.warm_up(load, token_endpoint, [CHAT])
+        for _ in range(3):
+            for endpoint in (key_endpoint, token_endpoint):
+                rows.append(_cell(load, endpoint, CHAT, INSTANT, False, 1,
+                                  plan.overhead_seconds, "credentials"))  # fmt: skip
+    finally:
+        gateway.stop()
+    return rows
 
 
 def _growth(

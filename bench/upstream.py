@@ -20,6 +20,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, cast
 
 import httptools
@@ -135,6 +136,8 @@ _TRACES_ACCEPTED = (
     b"HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\n\r\n"
 )
 _NOT_FOUND = _json_response(b'{"error":{"message":"not found"}}', b"404 Not Found")
+# `--jwks FILE`: an OIDC issuer's discovery and keys under /oidc (bench --oidc).
+OIDC: dict[bytes, bytes] = {}
 _BAD_REQUEST = _json_response(b'{"error":{"message":"bad json"}}', b"400 Bad Request")
 
 
@@ -191,6 +194,8 @@ class UpstreamProtocol(asyncio.Protocol):
             self._write(_MODELS)
         elif method == b"POST" and self.url.endswith(b"/v1/traces"):
             self._write(_TRACES_ACCEPTED)  # agenthost's traces (`--tracing`), dropped
+        elif method == b"GET" and self.url in OIDC:
+            self._write(OIDC[self.url])
         else:
             self._write(_NOT_FOUND)
 
@@ -305,7 +310,14 @@ class Pacer:
         self._schedule()
 
 
-async def serve(host: str, port: int, default: Timing) -> None:
+def publish_keys(host: str, port: int, jwks: Path) -> None:
+    issuer = f"http://{host}:{port}/oidc"
+    discovery = {"issuer": issuer, "jwks_uri": f"{issuer}/jwks"}
+    OIDC[b"/oidc/.well-known/openid-configuration"] = _json_response(orjson.dumps(discovery))
+    OIDC[b"/oidc/jwks"] = _json_response(jwks.read_bytes())
+
+
+async def serve(host: str, port: int, default: Timing, jwks: Path | None = None) -> None:
     loop = asyncio.get_running_loop()
     frames = Frames()
     pacer = Pacer()
@@ -317,6 +329,8 @@ async def serve(host: str, port: int, default: Timing) -> None:
         reuse_address=True,
     )
     bound = server.sockets[0].getsockname()[1]
+    if jwks is not None:
+        publish_keys(host, bound, jwks)
     print(f"READY {bound}", flush=True)
     async with server:
         await server.serve_forever()
@@ -329,6 +343,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ttft-ms", type=float, default=0.0)
     parser.add_argument("--itl-ms", type=float, default=0.0)
     parser.add_argument("--tokens", type=int, default=16)
+    parser.add_argument("--jwks", type=Path, default=None, help="publish OIDC keys under /oidc")
     args = parser.parse_args(argv)
     default = Timing(args.ttft_ms, args.itl_ms, args.tokens)
     try:
@@ -338,7 +353,7 @@ def main(argv: list[str] | None = None) -> None:
     except ImportError:
         runner = asyncio.Runner()
     with runner:
-        runner.run(serve(args.host, args.port, default))
+        runner.run(serve(args.host, args.port, default, args.jwks))
 
 
 if __name__ == "__main__":

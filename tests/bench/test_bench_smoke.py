@@ -12,7 +12,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_bench_command_measures_agenthost_and_direct(tmp_path: Path) -> None:
     out = tmp_path / "result.json"
-    command = [sys.executable, "-m", "bench", "--quick", "--scenarios", "overhead,streams1000"]
+    scenarios = "overhead,streams1000,credentials"
+    command = [sys.executable, "-m", "bench", "--quick", "--scenarios", scenarios, "--oidc"]
     command += [
         "--concurrency",
         "1,4",
@@ -42,6 +43,11 @@ def test_bench_command_measures_agenthost_and_direct(tmp_path: Path) -> None:
     held = {h["target"]: h for h in result["streams"]}
     assert held["agenthost"]["open"] == 20 and held["direct"]["open"] == 20
     assert any(c["check"].endswith("added p50 ms, c=1") for c in result["checks"])
+    # --oidc: the main cells above called with a token; credentials compares both.
+    credentials = result["credentials"]
+    assert {r["target"] for r in credentials} == {"api key", "oidc token"}
+    assert all(r["requests"] > 0 and r["errors"] == 0 for r in credentials)
+    assert "oidc token" in done.stdout
 
 
 def test_bench_scaleout_mode_compares_one_and_two_workers(tmp_path: Path) -> None:
