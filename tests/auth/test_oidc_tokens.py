@@ -210,3 +210,21 @@ def test_an_unreachable_issuer_is_a_503_while_keys_keep_working(
             assert reply.status_code == 503, reply.text
             assert reply.json()["error"]["code"] == "identity_provider_unavailable"
         assert call(site, site.key).status_code == 200
+
+
+def test_a_service_account_acts_as_the_user_its_subject_is_linked_to(
+    site: Site, issuer: Issuer
+) -> None:
+    # Client-credentials tokens carry no email: an admin links the subject by hand.
+    email = f"robot-{uuid.uuid4().hex[:6]}@example.com"
+    site.server.add_user(email)
+    agent = site.server.create_agent(email, "scripted", "m")
+    subject = f"service-account-{uuid.uuid4().hex[:6]}"
+    done = site.server.cli("users", "set-oidc-subject", email, subject)
+    assert subject in done.stdout
+    token = issuer.rsa.sign(claims(issuer.url, subject))
+    assert call(site, token, agent).status_code == 200
+    taken = site.server.cli("users", "set-oidc-subject", "carol@example.com", subject, check=False)
+    assert taken.returncode != 0 and "already belongs" in taken.stderr
+    neither = site.server.cli("users", "set-oidc-subject", email, check=False)
+    assert neither.returncode != 0 and "--clear" in neither.stderr

@@ -72,6 +72,34 @@ def users_set_password(email: str) -> None:
     typer.echo(f"password set for {email}; {ended} web session(s) ended")
 
 
+@users_app.command("set-oidc-subject")
+def users_set_oidc_subject(
+    email: str,
+    subject: Annotated[str, typer.Argument(help="The identity provider's `sub`.")] = "",
+    clear: Annotated[bool, typer.Option(help="Forget the user's subject.")] = False,
+) -> None:
+    """Link a user to an identity-provider subject (`sub`): tokens with that subject act
+    as the user. For service accounts (client credentials), whose tokens carry no email."""
+    from sqlalchemy.exc import IntegrityError
+
+    from agenthost.storage.repositories import audit
+
+    if clear == bool(subject) or len(subject) > 255:
+        raise CommandError("give a SUBJECT of at most 255 characters, or --clear")
+
+    async def work(_: Settings) -> None:
+        try:
+            async with db().session() as session:
+                user = await find_user(session, email)
+                user.oidc_subject = subject or None
+                audit.record(session, "user.oidc_subject_set", "user", user.id, user.email)
+        except IntegrityError:
+            raise CommandError(f"subject {subject!r} already belongs to another user") from None
+
+    run(work)
+    typer.echo(f"{email}: OIDC subject {'cleared' if clear else 'set to ' + subject}")
+
+
 @users_app.command("list")
 def users_list() -> None:
     """List users."""
