@@ -14,6 +14,7 @@ from agenthost.auth.callers import CallerAuthenticator
 from agenthost.auth.invalidations import InvalidationBus
 from agenthost.auth.login_throttle import LoginThrottle, MemoryLoginThrottle, RedisLoginThrottle
 from agenthost.auth.oidc_keys import SigningKeys
+from agenthost.auth.oidc_sign_in import OidcSignIn
 from agenthost.auth.oidc_tokens import TokenAuthenticator
 from agenthost.auth.permissions import AgentAccess
 from agenthost.auth.sessions import SessionStore
@@ -62,6 +63,7 @@ class Services:
     drain: Drain = field(default_factory=Drain)
     leases: Leases | None = None  # running stored responses: see runs/leases.py
     oidc_keys: SigningKeys | None = None  # with auth.oidc: the issuer's keys
+    oidc_sign_in: OidcSignIn | None = None  # with auth.oidc.client_id: web sign-in
     tokens: TokenAuthenticator | None = None  # with auth.oidc.api.enabled
     callers: CallerAuthenticator = field(init=False)  # keys and tokens: auth/callers.py
     event_log: EventLog = field(init=False)  # streams of background responses
@@ -86,10 +88,7 @@ class Services:
         prices = PriceBook(settings.pricing, free=free)
         meter = Meter(db, settings.balance, prices, reservations, run_seconds)
         keys, access = KeyAuthenticator(db), AgentAccess(db, settings.interface.remote_agents)
-        oidc_keys = _oidc_keys(settings)
-        tokens = None
-        if oidc_keys is not None and settings.auth.oidc and settings.auth.oidc.api.enabled:
-            tokens = TokenAuthenticator(db, oidc_keys, settings.auth.oidc.api)
+        oidc_keys, tokens, sign_in = _oidc(settings, db, secret)
         bus = None
         if settings.redis_url:
             bus = InvalidationBus(settings.redis_url, keys, access)
@@ -115,6 +114,7 @@ class Services:
             leases=Leases(db, settings.limits.run_lease_seconds),
             oidc_keys=oidc_keys,
             tokens=tokens,
+            oidc_sign_in=sign_in,
         )
 
     def start_background(self) -> None:
@@ -164,11 +164,21 @@ def _shared_state(redis: Redis | None, db: Database) -> tuple[RateLimiter, Reser
     return FallbackRateLimiter(redis, RedisHealth()), DatabaseReservations(db)
 
 
-def _oidc_keys(settings: Settings) -> SigningKeys | None:
+def _oidc(
+    settings: Settings, db: Database, secret: bytes
+) -> tuple[SigningKeys | None, TokenAuthenticator | None, OidcSignIn | None]:
+    """The issuer's keys, bearer tokens on the API and web sign-in, as configured."""
     oidc = settings.auth.oidc
     if oidc is None:
-        return None
-    return SigningKeys(oidc.issuer, httpx.AsyncClient(follow_redirects=False))
+        return None, None, None
+    client = httpx.AsyncClient(follow_redirects=False)
+    keys = SigningKeys(oidc.issuer, client)
+    tokens = TokenAuthenticator(db, keys, oidc.api) if oidc.api.enabled else None
+    sign_in = None
+    if oidc.client_id:
+        start = settings.balance.start_balance
+        sign_in = OidcSignIn(oidc, keys, db, secret, start, client)
+    return keys, tokens, sign_in
 
 
 def _login_throttle(redis: Redis | None) -> LoginThrottle:

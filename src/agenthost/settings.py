@@ -241,6 +241,9 @@ class OidcApiSettings(_Section):
 class OidcSettings(_Section):
     issuer: str = Field(..., description="discovery at {issuer}/.well-known/openid-configuration")
     client_id: str | None = Field(None, description="this application's client id (sign-in)")
+    display_name: str | None = Field(
+        None, max_length=60, description='"Sign in with <this>"; default: the issuer\'s host'
+    )
     client_secret: SecretStr | None = None
     scopes: list[str] = Field(default_factory=lambda: ["openid", "email", "profile"])
     auto_provision: bool = Field(False, description="sign-in creates unknown users")

@@ -7,7 +7,8 @@ from FILE on every request, so a test rotates keys by rewriting it; tests sign t
 tokens with the matching private keys (tests/support/oidc.py). This fakes only the
 identity provider's key publication, to let tests sign tokens no real provider would
 (expired, wrong audience, `alg: none`...); the sign-in flow runs against a real provider.
-`GET /_stats` counts JWKS reads.
+`GET /_stats` counts JWKS reads. `POST /token` answers what a test last put with
+`PUT /_token_reply` (an ID token signed by the test, for sign-in checks).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from starlette.routing import Route
 
 OPTIONS = argparse.Namespace(jwks=Path("/dev/null"), path="")
 STATS = {"jwks_fetches": 0, "discovery_fetches": 0}
+TOKEN_REPLY: dict[str, object] = {"error": "invalid_grant"}
+TOKEN_REQUESTS: list[dict[str, str]] = []
 
 
 def _issuer(request: Request) -> str:
@@ -54,7 +57,20 @@ async def jwks(request: Request) -> Response:
 
 
 async def stats(request: Request) -> Response:
-    return JSONResponse(STATS)
+    return JSONResponse({**STATS, "token_requests": TOKEN_REQUESTS})
+
+
+async def token(request: Request) -> Response:
+    form = await request.form()
+    TOKEN_REQUESTS.append({k: str(v) for k, v in form.items()})
+    status = 400 if "error" in TOKEN_REPLY else 200
+    return JSONResponse(TOKEN_REPLY, status_code=status)
+
+
+async def token_reply(request: Request) -> Response:
+    TOKEN_REPLY.clear()
+    TOKEN_REPLY.update(await request.json())
+    return JSONResponse({"ok": True})
 
 
 def build_app() -> Starlette:
@@ -63,7 +79,9 @@ def build_app() -> Starlette:
         routes=[
             Route(f"{path}/.well-known/openid-configuration", discovery),
             Route(f"{path}/jwks", jwks),
+            Route(f"{path}/token", token, methods=["POST"]),
             Route("/_stats", stats),
+            Route("/_token_reply", token_reply, methods=["PUT"]),
         ]
     )
 

@@ -31,16 +31,22 @@ def _drain(
 
 
 def start_process(
-    args: list[str], ready_prefix: str = "READY", timeout: float = 30
+    args: list[str],
+    ready_prefix: str = "READY",
+    timeout: float = 30,
+    *,
+    program: str = sys.executable,
+    env: dict[str, str] | None = None,
 ) -> tuple[subprocess.Popen[str], str]:
-    """Run `python *args`, wait for a stdout line starting with `ready_prefix`.
+    """Run `python *args` (or `program *args`, with `env` added), wait for a stdout line
+    starting with `ready_prefix`.
 
     Returns the process and the rest of that line (for `READY 8123`, `"8123"`). Raises
     RuntimeError, with the child's last output, if it exits or is not ready in time.
     """
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     proc = subprocess.Popen(
-        [sys.executable, *args],
+        [program, *args],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

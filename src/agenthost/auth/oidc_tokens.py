@@ -1,12 +1,11 @@
 """OIDC bearer tokens on the Agents API: a JWT from the configured issuer, for an
 existing agenthost user.
 
-A token is checked against the issuer's keys (`oidc_keys.py`): an asymmetric signature,
-`iss` exactly, `aud` containing the audience, `exp`/`nbf`/`iat` within `LEEWAY`, and the
-required scopes. A checked token is remembered until its `exp`, so the signature is
-verified once per token, not per request. The user is found by the stored subject, then
-by verified email (binding the subject); unknown and disabled users get the same 401, so
-a token never tells whether a user exists. User lookups are cached per subject like API
+A token is checked as `oidc_jwt.py` says, plus the required scopes. A checked token is
+remembered until its `exp`, so the signature is verified once per token, not per
+request. The user is found by the stored subject, then by verified email
+(`oidc_users.py`); unknown and disabled users get the same 401, so a token never tells
+whether a user exists. User lookups are cached per subject like API
 keys (`CACHE_TTL`), and dropped when the user is disabled or changes role.
 """
 
@@ -19,22 +18,18 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-import jwt
-from jwt.exceptions import ExpiredSignatureError, InvalidTokenError
-
-from agenthost.auth.oidc_keys import ALGORITHMS, SigningKeys
+from agenthost.auth.oidc_jwt import invalid, verified_claims, verified_email
+from agenthost.auth.oidc_keys import SigningKeys
+from agenthost.auth.oidc_users import match_user
 from agenthost.auth.principal import Principal
-from agenthost.errors import AuthenticationFailed, PermissionDenied
+from agenthost.errors import PermissionDenied
 from agenthost.settings import OidcApiSettings
 from agenthost.single_flight import SingleFlight
 from agenthost.storage.database import Database
-from agenthost.storage.repositories import users as user_repo
 
-LEEWAY = 60
 CACHE_TTL = 30.0
 # Checked tokens kept at most; a full cache drops its expired entries, then starts over.
 MAX_CACHED_TOKENS = 10_000
-_REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub"]
 
 
 @dataclass(slots=True, frozen=True)
@@ -51,10 +46,6 @@ class _Account:
     role: str
     disabled: bool
     cached_at: float
-
-
-def invalid(message: str) -> AuthenticationFailed:
-    return AuthenticationFailed(message, code="invalid_token")
 
 
 _NO_USER = "This token's user has no access to agenthost."
@@ -101,46 +92,15 @@ class TokenAuthenticator:
         )
 
     async def _check(self, token: str) -> _Checked:
-        try:
-            header = jwt.get_unverified_header(token)
-        except InvalidTokenError:
-            raise invalid("The bearer token is neither an API key nor a valid JWT.") from None
-        alg, kid = header.get("alg"), header.get("kid")
-        if not isinstance(alg, str) or alg not in ALGORITHMS:
-            raise invalid(f"Tokens signed with {alg!r} are not accepted.")
-        if kid is not None and not isinstance(kid, str):
-            raise invalid("The token's key id is malformed.")
-        key = await self._keys.key_for(kid, alg)
-        if key is None:
-            raise invalid("The token is not signed by a key of the configured issuer.")
-        try:
-            claims: dict[str, Any] = jwt.decode(
-                token,
-                key.key,
-                algorithms=[alg],
-                audience=self._audience,
-                issuer=self._keys.issuer,
-                leeway=LEEWAY,
-                options={"require": _REQUIRED_CLAIMS, "strict_aud": False},
-            )
-        except ExpiredSignatureError:
-            raise AuthenticationFailed("The token has expired.", code="expired_token") from None
-        except InvalidTokenError as exc:
-            raise invalid(f"The token was refused: {exc}.") from None
-        subject = claims.get("sub")
-        if not isinstance(subject, str) or not subject:
-            raise invalid("The token has no subject.")
+        claims = await verified_claims(token, self._keys, self._audience)
         missing = self._scopes - _scopes_of(claims)
         if missing:
             raise PermissionDenied(
                 f"The token lacks the scope(s) {', '.join(sorted(missing))}.",
                 code="insufficient_scope",
             )
-        email = claims.get("email") if claims.get("email_verified") is True else None
         return _Checked(
-            subject=subject,
-            email=email if isinstance(email, str) else None,
-            expires_at=float(claims["exp"]),
+            subject=claims["sub"], email=verified_email(claims), expires_at=float(claims["exp"])
         )
 
     def _remember(self, digest: bytes, checked: _Checked) -> None:
@@ -153,13 +113,7 @@ class TokenAuthenticator:
 
     async def _load(self, checked: _Checked) -> _Account:
         async with self._db.session() as session:
-            user = await user_repo.get_by_oidc_subject(session, checked.subject)
-            if user is None and checked.email is not None:
-                by_email = await user_repo.get_by_email(session, checked.email)
-                if by_email is not None and await user_repo.bind_oidc_subject(
-                    session, by_email.id, checked.subject
-                ):
-                    user = by_email
+            user = await match_user(session, checked.subject, checked.email)
         if user is None:
             account = _Account(None, "", "", True, self._clock())
         else:

@@ -16,6 +16,7 @@ from agenthost.web.views import (
     agents,
     auth,
     keys,
+    oidc,
     playground,
     usage,
     user_secrets,
@@ -30,6 +31,7 @@ def build_router() -> APIRouter:
     router = APIRouter(dependencies=[Depends(csrf_guard)], include_in_schema=False)
     for module in (
         auth,
+        oidc,
         keys,
         user_secrets,
         web_sessions,

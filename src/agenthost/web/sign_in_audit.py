@@ -9,11 +9,17 @@ from agenthost.storage.repositories import audit
 
 
 async def record_sign_in(
-    services: Services, email: str, user: User | None, address: str, *, ok: bool
+    services: Services,
+    email: str,
+    user: User | None,
+    address: str,
+    *,
+    ok: bool,
+    method: str = "password",
 ) -> None:
     action = "sign_in.succeeded" if ok else "sign_in.failed"
     target_id = user.id if user is not None else "unknown"
-    details = {"address": address, "method": "password"}
+    details = {"address": address, "method": method}
     async with services.db.session() as session:
         audit.record(session, action, "user", target_id, email, details, by=email)
         await session.commit()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+from urllib.parse import urlsplit
+
 from anyio import to_thread
 from fastapi import APIRouter
 from starlette.responses import Response
@@ -15,15 +18,35 @@ from agenthost.web.sign_in_audit import record_sign_in
 router = APIRouter()
 
 
-def _safe_next(target: str | None) -> str:
+def safe_next(target: str | None) -> str:
     """Only local paths: never let `next` send someone to another site."""
     if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
         return target
     return "/agents"
 
 
-def _address(visit: Visit) -> str:
+def visitor_address(visit: Visit) -> str:
     return client_address(visit.request, trusted_of(visit.request))
+
+
+def display_name(visit: Visit) -> str | None:
+    """What the sign-in button names, or None when there is no OIDC sign-in."""
+    oidc = visit.services.settings.auth.oidc
+    if oidc is None or visit.services.oidc_sign_in is None:
+        return None
+    return oidc.display_name or urlsplit(oidc.issuer).hostname or "single sign-on"
+
+
+def login_context(visit: Visit, target: str, error: str | None, email: str = "") -> dict[str, Any]:
+    """What the sign-in page shows: the password form unless turned off, and the single
+    sign-on button when configured."""
+    return {
+        "next": target,
+        "email": email,
+        "error": error,
+        "password_login": visit.services.settings.auth.password_login,
+        "sso_name": display_name(visit),
+    }
 
 
 @router.get("/")
@@ -34,21 +57,25 @@ async def home(visit: VisitDep) -> Response:
 @router.get("/login")
 async def login_page(visit: VisitDep, next: str | None = None) -> Response:
     if visit.user is not None:
-        return redirect(visit, _safe_next(next))
-    return render(visit, "login.html", next=_safe_next(next), email="", error=None)
+        return redirect(visit, safe_next(next))
+    return render(visit, "login.html", **login_context(visit, safe_next(next), None))
 
 
 @router.post("/login")
 async def login(visit: VisitDep, form: FormDep) -> Response:
     email, password = field(form, "email").lower(), form.get("password")
-    target = _safe_next(field(form, "next"))
-    address = _address(visit)
+    target = safe_next(field(form, "next"))
+    if not visit.services.settings.auth.password_login:
+        error = "Password sign-in is turned off here: use single sign-on."
+        return render(visit, "login.html", status=403, **login_context(visit, target, error))
+    address = visitor_address(visit)
     throttle = visit.services.login_throttle
     wait = await throttle.admit(email, address)  # counted before the password is checked
     if wait is not None:
         minutes = int(wait // 60) + 1
         error = f"Too many failed attempts. Try again in about {minutes} minutes."
-        return render(visit, "login.html", status=429, next=target, email=email, error=error)
+        page = login_context(visit, target, error, email)
+        return render(visit, "login.html", status=429, **page)
     async with visit.services.db.session() as session:
         user = await user_repo.get_by_email(session, email)
     hashed = user.password_hash if user and not user.disabled else None
@@ -56,7 +83,8 @@ async def login(visit: VisitDep, form: FormDep) -> Response:
     if not ok or user is None:
         await record_sign_in(visit.services, email, user, address, ok=False)
         error = "Wrong email or password."
-        return render(visit, "login.html", status=400, next=target, email=email, error=error)
+        page = login_context(visit, target, error, email)
+        return render(visit, "login.html", status=400, **page)
     await throttle.succeeded(email, address)
     await record_sign_in(visit.services, email, user, address, ok=True)
     await visit.sign_in(user)
