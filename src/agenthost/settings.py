@@ -85,8 +85,13 @@ class BalanceSettings(_Section):
 class ProviderSettings(_Section):
     """One upstream. `openai` covers every OpenAI-compatible server."""
 
-    type: Literal["openai", "anthropic", "local", "scripted"]
+    type: Literal["openai", "azure_openai", "anthropic", "local", "scripted"]
     base_url: str | None = None
+    endpoint: str | None = Field(None, description="azure_openai: https://NAME.openai.azure.com")
+    api_version: str | None = Field(None, description="azure_openai: the api-version query")
+    deployments: dict[str, str] = Field(
+        default_factory=dict, description="azure_openai: model name -> deployment name"
+    )
     api_key: SecretStr | None = None
     models: list[str] = Field(default_factory=list, description="model choices shown in the UI")
     max_output_tokens: int | None = Field(

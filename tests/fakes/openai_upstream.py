@@ -14,6 +14,12 @@ in the last user message, so one server serves every test:
     !stall MS            sleep after the first text delta
     !ignorecap           ignore the request's output cap (an upstream that talks on)
     !usage {json}        report this usage object verbatim (an upstream that lies)
+    !finish REASON       end with that finish_reason (e.g. content_filter)
+    !contentfilter       Azure's content-filter refusal: HTTP 400, code content_filter
+
+Azure OpenAI's addresses are served too: `POST /openai/deployments/{deployment}/chat/
+completions?api-version=V` (401 without an `api-key` header, 404 without api-version)
+and `GET /openai/models?api-version=V`.
 
 Tool calls are made only when the request offers that tool and the last message is not a
 tool result; after one it answers "tool said: <tool output>". `max_completion_tokens` (or
@@ -77,6 +83,7 @@ class Plan:
     prompt_tokens: int = 0
     ignore_cap: bool = False
     usage_override: Any = None
+    forced_finish: str | None = None
 
 
 # --- deciding the answer --------------------------------------------------------------
@@ -131,6 +138,7 @@ def make_plan(body: dict[str, Any]) -> Plan:
         plan.finish = "tool_calls"
     else:
         _set_text(plan, text, body)
+    plan.finish = plan.forced_finish or plan.finish
     return plan
 
 
@@ -153,6 +161,10 @@ def _flag(plan: Plan, name: str, rest: str) -> None:
         plan.ignore_cap = True
     elif name == "usage":
         plan.usage_override = orjson.loads(rest)
+    elif name == "finish":
+        plan.forced_finish = rest
+    elif name == "contentfilter":
+        plan.status = -400  # Azure's shape of a 400
 
 
 def _set_text(plan: Plan, text: str, body: dict[str, Any]) -> None:
@@ -328,6 +340,9 @@ async def chat_completions(request: Request) -> Response:
     plan = make_plan(body)
     if plan.slow_ms:
         await asyncio.sleep(plan.slow_ms / 1000)
+    if plan.status == -400:
+        record["outcome"] = "content_filter"
+        return _azure_content_filter()
     if plan.status:
         record["outcome"] = f"http_{plan.status}"
         return _error(plan.status)
@@ -361,6 +376,44 @@ def _fn(name: str, arguments: str) -> dict[str, str]:
     return {"name": name, "arguments": arguments}
 
 
+def _azure_content_filter() -> Response:
+    verdicts = {
+        "hate": {"filtered": True, "severity": "medium"},
+        "violence": {"filtered": False, "severity": "safe"},
+    }
+    error = {
+        "message": "The response was filtered due to the prompt triggering Azure OpenAI's "
+        "content management policy.",
+        "type": None,
+        "param": "prompt",
+        "code": "content_filter",
+        "status": 400,
+        "innererror": {
+            "code": "ResponsibleAIPolicyViolation",
+            "content_filter_result": verdicts,
+        },
+    }
+    return _json({"error": error}, 400)
+
+
+def _azure_refusal(request: Request) -> Response | None:
+    """What Azure answers a request without its api-version or its key."""
+    if not request.query_params.get("api-version"):
+        return _json({"error": {"code": "404", "message": "Resource not found"}}, 404)
+    if not request.headers.get("api-key"):
+        message = "Access denied due to invalid subscription key or wrong API endpoint."
+        return _json({"error": {"code": "401", "message": message}}, 401)
+    return None
+
+
+async def azure_chat_completions(request: Request) -> Response:
+    return _azure_refusal(request) or await chat_completions(request)
+
+
+async def azure_models(request: Request) -> Response:
+    return _azure_refusal(request) or await models(request)
+
+
 async def models(request: Request) -> Response:
     REQUESTS.append({"method": "GET", "path": request.url.path, "headers": dict(request.headers)})
     model = {"id": MODEL, "object": "model", "created": 0, "owned_by": "fake"}
@@ -379,6 +432,12 @@ def build_app() -> Starlette:
         routes=[
             Route("/v1/chat/completions", chat_completions, methods=["POST"]),
             Route("/v1/models", models, methods=["GET"]),
+            Route(
+                "/openai/deployments/{deployment}/chat/completions",
+                azure_chat_completions,
+                methods=["POST"],
+            ),
+            Route("/openai/models", azure_models, methods=["GET"]),
             Route("/_requests", requests_log, methods=["GET", "DELETE"]),
         ]
     )

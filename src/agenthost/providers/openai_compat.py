@@ -24,7 +24,13 @@ import orjson
 from yarl import URL
 
 from agenthost.conversation import ModelRequest
-from agenthost.errors import ConfigError, ProviderError, UpstreamTimeout, UpstreamUnavailable
+from agenthost.errors import (
+    AgentHostError,
+    ConfigError,
+    ProviderError,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
 from agenthost.events import ModelEvent
 from agenthost.providers.base import Provider, ProviderHealth
 from agenthost.providers.openai_compat_request import build_body
@@ -151,24 +157,29 @@ class OpenAICompatProvider(Provider):
     def stream_batches(self, request: ModelRequest) -> AsyncGenerator[list[ModelEvent], None]:
         """The events of each read from the upstream as one batch."""
         body = orjson.dumps(build_body(request))
+        url = self._url_for(request.model)
         # Held well inside the read timeout, which keeps running while the socket waits.
         hold = min(self._config.stream_interval_ms / 1000, self._read_timeout / 4)
         hold = hold if request.streamed else 0.0
         return stream_with_retries(
-            lambda deadline: self._attempt(body, deadline, hold),
+            lambda deadline: self._attempt(url, body, deadline, hold),
             max_retries=self._config.max_retries,
             timeout_seconds=self._config.timeout_seconds,
             deadline=request.deadline,
         )
 
+    def _url_for(self, model: str) -> str:
+        """Where a call for `model` goes (one URL here; Azure has one per deployment)."""
+        return self._url
+
     async def _attempt(
-        self, body: bytes, deadline: float, hold: float
+        self, url: str, body: bytes, deadline: float, hold: float
     ) -> AsyncGenerator[list[ModelEvent], None]:
         state = StreamState()
         out: list[ModelEvent] = []
         emitted = False
         async with AsyncExitStack() as stack:
-            response = await self._open(stack, body, deadline)
+            response = await self._open(stack, url, body, deadline)
             buffer = b""
             loop = asyncio.get_running_loop()
             while not state.done:
@@ -203,13 +214,13 @@ class OpenAICompatProvider(Provider):
             await self._drain(response, deadline)
 
     async def _open(
-        self, stack: AsyncExitStack, body: bytes, deadline: float
+        self, stack: AsyncExitStack, url: str, body: bytes, deadline: float
     ) -> aiohttp.ClientResponse:
         try:
             async with asyncio.timeout_at(deadline):
                 response = await stack.enter_async_context(
                     self._client().post(
-                        self._url,
+                        url,
                         data=body,
                         headers=self._headers,
                         proxy=self._proxy,
@@ -260,7 +271,7 @@ class OpenAICompatProvider(Provider):
         except (TimeoutError, aiohttp.ClientError):
             pass  # the connection is dropped instead; the answer is already complete
 
-    def _status_error(self, status: int, content: bytes) -> ProviderError:
+    def _status_error(self, status: int, content: bytes) -> AgentHostError:
         return status_error(self.name, status, self._redact(error_detail(content)))
 
     def _redact(self, text: str) -> str:

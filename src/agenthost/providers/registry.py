@@ -13,6 +13,10 @@ def build_provider(name: str, config: ProviderSettings) -> Provider:
         from agenthost.providers.openai_compat import OpenAICompatProvider
 
         return OpenAICompatProvider(name, config)
+    if config.type == "azure_openai":
+        from agenthost.providers.azure_openai import AzureOpenAIProvider
+
+        return AzureOpenAIProvider(name, config)
     if config.type == "scripted":
         from agenthost.providers.scripted import ScriptedProvider
 
