@@ -24,6 +24,10 @@ def user_id() -> str:
     return "usr_" + _random(_ALNUM, 20)
 
 
+def group_id() -> str:
+    return "grp_" + _random(_ALNUM, 20)
+
+
 def key_id() -> str:
     return "key_" + _random(_ALNUM, 20)
 

@@ -102,7 +102,8 @@ class Agent(Base):
 
 
 class AgentGrant(Base):
-    """Remote access to an agent for a user (`subject` = user id), a role, or everyone."""
+    """Remote access to an agent for a user (`subject` = user id), a role, a group
+    (`subject` = group id) or everyone."""
 
     __tablename__ = "agent_grants"
     __table_args__ = (
@@ -111,8 +112,33 @@ class AgentGrant(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     agent_id: Mapped[str] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"), index=True)
-    kind: Mapped[str] = mapped_column(String(16))  # user | role | public
-    subject: Mapped[str] = mapped_column(String(320))  # user id | role name | "*"
+    kind: Mapped[str] = mapped_column(String(16))  # user | role | group | public
+    subject: Mapped[str] = mapped_column(String(320))  # user id | role name | group id | "*"
+
+
+class Group(Base):
+    """A named set of users that agents can be shared with. `source` says who keeps its
+    members: `local` (admins, CLI and web) or `oidc` (the identity provider, at sign-in)."""
+
+    __tablename__ = "groups"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    source: Mapped[str] = mapped_column(String(8), default="local")  # local | oidc
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class GroupMember(Base):
+    """One user in one group; goes with either."""
+
+    __tablename__ = "group_members"
+
+    group_id: Mapped[str] = mapped_column(
+        ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
 
 
 class Balance(Base):

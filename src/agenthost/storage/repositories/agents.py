@@ -8,10 +8,10 @@ from sqlalchemy import and_, delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agenthost import ids
-from agenthost.storage.models import Agent, AgentGrant
+from agenthost.storage.models import Agent, AgentGrant, GroupMember
 from agenthost.storage.repositories import audit
 
-GRANT_KINDS = ("user", "role", "public")
+GRANT_KINDS = ("user", "role", "group", "public")
 
 
 async def create(
@@ -53,10 +53,12 @@ async def list_all(session: AsyncSession) -> list[Agent]:
 
 
 def _visible_clause(user_id: str, role: str) -> Any:
+    my_groups = select(GroupMember.group_id).where(GroupMember.user_id == user_id)
     granted = select(AgentGrant.agent_id).where(
         or_(
             and_(AgentGrant.kind == "user", AgentGrant.subject == user_id),
             and_(AgentGrant.kind == "role", AgentGrant.subject == role),
+            and_(AgentGrant.kind == "group", AgentGrant.subject.in_(my_groups)),
             AgentGrant.kind == "public",
         )
     )
@@ -64,7 +66,7 @@ def _visible_clause(user_id: str, role: str) -> Any:
 
 
 async def list_callable(session: AsyncSession, user_id: str, role: str) -> list[Agent]:
-    """Agents the user owns or holds a grant for (by user, role or public)."""
+    """Agents the user owns or holds a grant for (by user, role, group or public)."""
     result = await session.execute(
         select(Agent).where(_visible_clause(user_id, role)).order_by(Agent.created_at)
     )
