@@ -38,6 +38,12 @@ COMMANDS = [
     ["secrets", "set"],
     ["secrets", "list"],
     ["secrets", "delete"],
+    ["groups"],
+    ["groups", "create"],
+    ["groups", "add"],
+    ["groups", "remove"],
+    ["groups", "list"],
+    ["groups", "delete"],
     ["db"],
     ["db", "upgrade"],
 ]

@@ -13,14 +13,14 @@ import pytest
 from sqlalchemy import update
 
 from agenthost.auth.api_keys import KeyAuthenticator
-from agenthost.auth.invalidations import InvalidationBus
+from agenthost.auth.invalidations import InvalidationBus, agents_of_user, publish_once
 from agenthost.auth.permissions import AgentAccess
 from agenthost.errors import AuthenticationFailed, NotFound
 from agenthost.settings import RemoteAgentPermissions
 from agenthost.storage.database import Database
 from agenthost.storage.migrate import upgrade
 from agenthost.storage.models import User
-from agenthost.storage.repositories import agents
+from agenthost.storage.repositories import agents, groups
 from tests.auth.test_api_keys import make_key
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -105,3 +105,36 @@ async def test_an_agent_unshared_in_one_worker_disappears_from_the_other(
             return
         await asyncio.sleep(0.02)
     raise AssertionError("the other worker still resolves the unshared agent")
+
+
+async def test_a_membership_change_published_from_the_cli_reaches_every_worker(
+    workers: tuple[Worker, Worker, Database],
+) -> None:
+    one, other, db = workers
+    _, _, owner_id = await make_key(db)
+    plain, _, user_id = await make_key(db)
+    async with db.session() as session:
+        group = await groups.create(session, f"team {user_id}")
+        agent = await agents.create(
+            session, owner_id=owner_id, name="for the team", provider="p", model="m"
+        )
+        await agents.add_grant(session, agent.id, "group", group.id)
+    principal = await one.keys.authenticate(plain)
+    for worker in (one, other):  # "not callable" cached in both
+        with pytest.raises(NotFound):
+            await worker.access.resolve(principal, agent.id)
+    async with db.session() as session:
+        user = await session.get(User, user_id)
+        assert user is not None
+        await groups.add_member(session, group, user)
+
+    await publish_once(REDIS_URL, [agents_of_user(user_id)])  # as `groups add` does
+
+    for worker in (one, other):
+        for _ in range(100):
+            with contextlib.suppress(NotFound):
+                await worker.access.resolve(principal, agent.id)
+                break
+            await asyncio.sleep(0.02)
+        else:
+            raise AssertionError("a worker still refuses the new member")

@@ -5,6 +5,7 @@ the entries cached there at once (`KeyAuthenticator.invalidate`, `AgentAccess.in
 With `redis_url` set, the same invalidation is published on one channel and every other
 process drops its entries too, instead of serving them until they expire. A message lost
 while Redis is away leaves the expiry as the bound (30 s for keys, 5 s for agents).
+Processes that hold no caches (the CLI) send theirs with `publish_once`.
 """
 
 from __future__ import annotations
@@ -23,6 +24,27 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "agenthost:invalidate"
 RECONNECT_SECONDS = 1.0
+
+
+def agents_of_user(user_id: str) -> dict[str, Any]:
+    """The message for a change of what one user may call (their groups)."""
+    return {"agents": {"agent_id": None, "user_id": user_id}}
+
+
+def agents_changed(agent_id: str | None = None) -> dict[str, Any]:
+    """The message for a change of one agent's grants (None: anything)."""
+    return {"agents": {"agent_id": agent_id}}
+
+
+async def publish_once(redis_url: str, messages: list[dict[str, Any]]) -> None:
+    """Publish invalidations from a process with no bus; raises if Redis cannot be reached
+    within a couple of seconds (the caches' expiry is then the bound)."""
+    redis = Redis.from_url(redis_url, socket_connect_timeout=2, socket_timeout=2)
+    try:
+        for message in messages:
+            await redis.publish(CHANNEL, orjson.dumps(message))
+    finally:
+        await redis.aclose()
 
 
 class InvalidationBus:
@@ -58,7 +80,7 @@ class InvalidationBus:
         if (keys := message.get("keys")) is not None:
             self._keys.drop(key_id=keys.get("key_id"), user_id=keys.get("user_id"))
         if (agents := message.get("agents")) is not None:
-            self._access.drop(agents.get("agent_id"))
+            self._access.drop(agents.get("agent_id"), user_id=agents.get("user_id"))
 
     async def run(self) -> None:
         """Apply every published invalidation, reconnecting after a Redis failure."""

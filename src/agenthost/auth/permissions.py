@@ -2,8 +2,15 @@
 
 Role permissions come from `interface.remote_agents`, overridden per role by admins in
 the web interface (table `role_permissions`); admins have all. An agent is
-callable when the key's user owns it or holds a grant (user, role or public) and the
-key's agent scope, if any, includes it. Anything else looks exactly like a missing agent.
+callable when the key's user owns it or holds a grant (user, role, a group they are in,
+or public) and the key's agent scope, if any, includes it. Anything else looks exactly
+like a missing agent.
+
+Whether a user may call an agent is cached per process for at most `AGENT_CACHE_TTL`
+seconds, a hard bound: an entry is re-read in the background once half of it has passed
+(no request waits for the read) and never answers once it is older. So a change made in
+another process (the CLI, another worker) with no invalidation bus, such as a grant or a
+group membership, holds everywhere within that bound.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ from agenthost.auth.principal import Principal
 from agenthost.conversation import AgentSpec
 from agenthost.errors import NotFound, PermissionDenied
 from agenthost.settings import RemoteAgentPermissions
-from agenthost.single_flight import SingleFlight
+from agenthost.single_flight import STALE_FACTOR, SingleFlight
 from agenthost.storable import require_storable
 from agenthost.storage.database import Database
 from agenthost.storage.models import Agent
@@ -26,6 +33,8 @@ from agenthost.storage.repositories import agents as agent_repo
 from agenthost.storage.repositories import role_permissions as role_repo
 
 AGENT_CACHE_TTL = 5.0
+# Re-read in the background from this age; SingleFlight serves a value until twice it.
+_AGENT_REFRESH = AGENT_CACHE_TTL / STALE_FACTOR
 # Admin overrides (web UI) reach other workers within this many seconds.
 OVERRIDES_TTL = 5.0
 
@@ -76,8 +85,14 @@ class AgentAccess:
     """Resolves the agents a principal may call, with a short in-process cache (an expired
     entry still answers while it is re-read in the background)."""
 
-    def __init__(self, db: Database, permissions: RemoteAgentPermissions) -> None:
+    def __init__(
+        self,
+        db: Database,
+        permissions: RemoteAgentPermissions,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._db = db
+        self._clock = clock
         self.permissions = permissions
         self._cache: dict[tuple[str, str, str], tuple[float, AgentSpec | None]] = {}
         self._overrides: dict[str, RolePermissions] = {}
@@ -95,7 +110,7 @@ class AgentAccess:
 
     async def refresh_overrides(self, force: bool = False) -> None:
         loaded = self._overrides_at != float("-inf") and not force
-        age = time.monotonic() - self._overrides_at if loaded else None
+        age = self._clock() - self._overrides_at if loaded else None
         await self._override_loads.cached(
             "overrides", self._load_overrides, OVERRIDES_TTL, age, None
         )
@@ -107,7 +122,7 @@ class AgentAccess:
             r.role: RolePermissions(use=r.use, create=r.create, share=r.share, public=r.public)
             for r in rows
         }
-        self._overrides_at = time.monotonic()
+        self._overrides_at = self._clock()
 
     def require_use(self, principal: Principal) -> None:
         if not self.role_permissions(principal.role).use:
@@ -123,9 +138,9 @@ class AgentAccess:
             raise model_not_found(agent_id)
         cache_key = (agent_id, principal.user_id, principal.role)
         cached = self._cache.get(cache_key)
-        age, value = (time.monotonic() - cached[0], cached[1]) if cached else (None, None)
+        age, value = (self._clock() - cached[0], cached[1]) if cached else (None, None)
         load = partial(self._load_agent, principal, agent_id)
-        spec = await self._agent_loads.cached(cache_key, load, AGENT_CACHE_TTL, age, value)
+        spec = await self._agent_loads.cached(cache_key, load, _AGENT_REFRESH, age, value)
         if spec is None:
             raise model_not_found(agent_id)
         return spec
@@ -136,7 +151,7 @@ class AgentAccess:
                 session, agent_id, principal.user_id, principal.role
             )
         spec = agent_spec(row) if row is not None else None
-        self._cache[(agent_id, principal.user_id, principal.role)] = (time.monotonic(), spec)
+        self._cache[(agent_id, principal.user_id, principal.role)] = (self._clock(), spec)
         return spec
 
     async def list_callable(self, principal: Principal) -> list[AgentSpec]:
@@ -146,18 +161,23 @@ class AgentAccess:
             rows = await agent_repo.list_callable(session, principal.user_id, principal.role)
         return [agent_spec(r) for r in rows if principal.key_allows(r.id)]
 
-    def invalidate(self, agent_id: str | None = None) -> None:
-        """Forget cached visibility (an agent or its grants changed; None: anything, such
-        as a user's role), here and (with an invalidation bus) in every other process."""
-        self.drop(agent_id)
+    def invalidate(self, agent_id: str | None = None, *, user_id: str | None = None) -> None:
+        """Forget cached visibility (an agent or its grants changed; a user's groups
+        changed; neither: anything, such as a user's role), here and (with an
+        invalidation bus) in every other process."""
+        self.drop(agent_id, user_id=user_id)
         if self.announce is not None:
-            self.announce({"agents": {"agent_id": agent_id}})
+            message: dict[str, Any] = {"agent_id": agent_id}
+            if user_id is not None:  # a process that predates it drops everything
+                message["user_id"] = user_id
+            self.announce({"agents": message})
 
-    def drop(self, agent_id: str | None = None) -> None:
-        """Forget cached visibility in this process; None also re-reads role overrides."""
-        if agent_id is None:
+    def drop(self, agent_id: str | None = None, *, user_id: str | None = None) -> None:
+        """Forget cached visibility in this process: of one agent, of one user's calls,
+        or (neither given) everything, and re-read role overrides."""
+        if agent_id is None and user_id is None:
             self._overrides_at = float("-inf")
             self._cache.clear()
             return
-        for key in [k for k in self._cache if k[0] == agent_id]:
+        for key in [k for k in self._cache if k[0] == agent_id or k[1] == user_id]:
             del self._cache[key]

@@ -12,6 +12,7 @@ from agenthost.cli import (  # noqa: F401  (register commands)
     agents,
     audit,
     balance,
+    groups,
     keys,
     serve,
     usage,

@@ -8,12 +8,14 @@ from typing import Annotated, Any
 import typer
 
 from agenthost import agent_params
-from agenthost.cli.base import CommandError, Settings, agents_app, db, run
+from agenthost.cli.base import CommandError, Settings, agents_app, announce, db, run
 from agenthost.cli.users import find_user
+
+SHARE_HELP = "user:EMAIL, role:NAME, group:NAME or public"
 
 
 async def _grant(session: Any, agent_id: str, share: str) -> None:
-    from agenthost.storage.repositories import agents
+    from agenthost.storage.repositories import agents, groups
 
     kind, _, subject = share.partition(":")
     if kind == "public" and not subject:
@@ -22,8 +24,10 @@ async def _grant(session: Any, agent_id: str, share: str) -> None:
         await agents.add_grant(session, agent_id, "user", (await find_user(session, subject)).id)
     elif kind == "role" and subject:
         await agents.add_grant(session, agent_id, "role", subject)
+    elif kind == "group" and subject:
+        await agents.add_grant(session, agent_id, "group", (await groups.find(session, subject)).id)
     else:
-        raise CommandError(f"--share-remote {share!r}: use user:EMAIL, role:NAME or public")
+        raise CommandError(f"--share-remote {share!r}: use {SHARE_HELP}")
 
 
 def _params(text: str | None) -> dict[str, Any]:
@@ -72,7 +76,7 @@ def agents_create(
         str | None, typer.Option(help="MCP servers from the config, comma-separated.")
     ] = None,
     share_remote: Annotated[
-        list[str] | None, typer.Option(help="Grant remote access: user:EMAIL, role:NAME or public.")
+        list[str] | None, typer.Option(help=f"Grant remote access: {SHARE_HELP}.")
     ] = None,
     params: Annotated[
         str | None,
@@ -120,16 +124,24 @@ def agents_create(
 @agents_app.command("list")
 def agents_list() -> None:
     """List all agents."""
-    from agenthost.storage.repositories import agents
+    from agenthost.storage.repositories import agents, groups
 
-    async def work(_: Settings) -> list[tuple[Any, list[Any]]]:
+    async def work(_: Settings) -> tuple[list[tuple[Any, list[Any]]], dict[str, str]]:
         async with db().session() as session:
             rows = await agents.list_all(session)
-            return [(a, await agents.list_grants(session, a.id)) for a in rows]
+            names = await groups.names_by_id(session)
+            return [(a, await agents.list_grants(session, a.id)) for a in rows], names
 
-    for agent, grants in run(work):
-        shared = ",".join(f"{g.kind}:{g.subject}" for g in grants) or "private"
+    listed, group_names = run(work)
+    for agent, grants in listed:
+        shared = ",".join(_shown(g, group_names) for g in grants) or "private"
         typer.echo(f"{agent.id}\t{agent.name}\t{agent.provider}/{agent.model}\t{shared}")
+
+
+def _shown(grant: Any, group_names: dict[str, str]) -> str:
+    if grant.kind == "group":
+        return f"group:{group_names.get(grant.subject, grant.subject)}"
+    return f"{grant.kind}:{grant.subject}"
 
 
 @agents_app.command("update")
@@ -144,13 +156,14 @@ def agents_update(
     max_output_tokens: MaxOutputOption = None,
     temperature: TemperatureOption = None,
     share_remote: Annotated[
-        list[str] | None, typer.Option(help="Also grant: user:EMAIL, role:NAME or public.")
+        list[str] | None, typer.Option(help=f"Also grant: {SHARE_HELP}.")
     ] = None,
 ) -> None:
     """Change an agent; options not given stay as they are."""
+    from agenthost.auth.invalidations import agents_changed
     from agenthost.storage.repositories import agent_edits, agents
 
-    async def work(_: Settings) -> str:
+    async def work(cfg: Settings) -> str:
         async with db().session() as session:
             agent = await agents.get(session, agent_id)
             if agent is None:
@@ -164,6 +177,7 @@ def agents_update(
             await agent_edits.update_agent(session, agent.id, fields)
             for share in share_remote or []:
                 await _grant(session, agent.id, share)
-            return agent.id
+        await announce(cfg, [agents_changed(agent.id)])
+        return str(agent.id)
 
     typer.echo(run(work))

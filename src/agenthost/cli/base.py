@@ -13,7 +13,7 @@ import typer
 from agenthost.settings import Settings, load_settings
 from agenthost.storage.repositories import audit
 
-__all__ = ["CommandError", "Settings", "app", "db", "run", "settings"]
+__all__ = ["CommandError", "Settings", "announce", "app", "db", "run", "settings"]
 
 T = TypeVar("T")
 app = typer.Typer(
@@ -28,6 +28,9 @@ secrets_app = typer.Typer(
 )
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 usage_app = typer.Typer(help="Spend reports.", no_args_is_help=True)
+groups_app = typer.Typer(
+    help="Manage groups of users that agents can be shared with.", no_args_is_help=True
+)
 for sub, name in [
     (users_app, "users"),
     (keys_app, "keys"),
@@ -36,6 +39,7 @@ for sub, name in [
     (secrets_app, "secrets"),
     (db_app, "db"),
     (usage_app, "usage"),
+    (groups_app, "groups"),
 ]:
     app.add_typer(sub, name=name)
 
@@ -90,3 +94,21 @@ def run(work: Callable[[Settings], Awaitable[T]]) -> T:
 
 def db() -> Any:
     return _state["db"]
+
+
+async def announce(cfg: Settings, messages: list[dict[str, Any]]) -> None:
+    """Tell running servers to drop cached permissions at once (with `redis_url`); without
+    Redis, or if it cannot be reached, they see the change when their caches expire."""
+    if not cfg.redis_url or not messages:
+        return
+    from agenthost.auth.invalidations import publish_once
+    from agenthost.auth.permissions import AGENT_CACHE_TTL
+
+    try:
+        await publish_once(cfg.redis_url, messages)
+    except Exception as exc:
+        typer.echo(
+            f"note: could not reach Redis ({type(exc).__name__}); running servers see the "
+            f"change within {AGENT_CACHE_TTL:g} s",
+            err=True,
+        )
