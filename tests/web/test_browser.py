@@ -134,7 +134,7 @@ def test_non_admin_cannot_open_admin_pages(
 ) -> None:
     page = open_signed_in(browser, site, *journey_user)
     assert page.get_by_role("navigation", name="Main").get_by_text("Admin").count() == 0
-    for path in ("/admin/users", "/admin/permissions", "/admin/health"):
+    for path in ("/admin/users", "/admin/groups", "/admin/permissions", "/admin/health"):
         response = page.goto(path)
         assert response is not None and response.status == 403, path
     expect(page.get_by_role("heading", name="Forbidden")).to_be_visible()
@@ -156,6 +156,7 @@ def test_admin_pages_and_playground(browser: Browser, site: Site) -> None:
     page = open_signed_in(browser, site, site.admin_email, site.admin_password)
     for path, name in (
         ("/admin/users", "admin_users"),
+        ("/admin/groups", "admin_groups_page"),
         ("/admin/permissions", "admin_permissions"),
         ("/admin/health", "admin_health"),
     ):
@@ -170,6 +171,42 @@ def test_admin_pages_and_playground(browser: Browser, site: Site) -> None:
     page.get_by_role("button", name="Send").click()
     expect(page.locator(".msg.assistant .body")).to_have_text("echo: hi playground")
     shot(page, "playground")
+
+
+def test_admin_makes_a_group_and_shares_an_agent_with_it(
+    browser: Browser, site: Site, journey_user: tuple[str, str]
+) -> None:
+    page = open_signed_in(browser, site, site.admin_email, site.admin_password)
+    page.goto("/admin/users")
+    page.get_by_role("navigation", name="Admin").get_by_role("link", name="Groups").click()
+    expect(page.get_by_role("heading", name="Add a group")).to_be_visible()
+    page.get_by_label("Name").fill("Browser team")
+    page.get_by_role("button", name="Add group").click()
+    group = page.locator('section[data-group="Browser team"]')
+    group.get_by_label("Add a member to Browser team").fill(journey_user[0])
+    group.get_by_role("button", name="Add member").click()
+    expect(page.locator('section[data-group="Browser team"]')).to_contain_text(journey_user[0])
+    shot(page, "admin_groups")
+
+    agent_id = create_agent(page, "Team agent")
+    page.get_by_label("Share with a group").select_option(label="Browser team")
+    page.get_by_role("button", name="Share with group").click()
+    expect(page.locator(".grants")).to_contain_text("Group Browser team")
+    shot(page, "agent_shared_with_group")
+    member = open_signed_in(browser, site, *journey_user)
+    member.goto("/agents")
+    expect(member.get_by_role("link", name="Team agent")).to_be_visible()
+
+    page.goto("/admin/groups")
+    group = page.locator('section[data-group="Browser team"]')
+    group.get_by_role("button", name="Delete group").click()
+    expect(page.locator("#confirm-dialog")).to_be_visible()
+    page.locator("#confirm-ok").click()
+    expect(page.locator('section[data-group="Browser team"]')).to_have_count(0)
+    member.goto("/agents")
+    expect(member.get_by_role("link", name="Team agent")).to_have_count(0)
+    gone = member.goto(f"/agents/{agent_id}")
+    assert gone is not None and gone.status == 404
 
 
 def test_settings_area_holds_keys_and_secrets(

@@ -12,6 +12,7 @@ from agenthost.web.errors import WebError, handle_web_error, html_error
 from agenthost.web.views import (
     admin,
     admin_audit,
+    admin_groups,
     admin_usage,
     agents,
     auth,
@@ -39,6 +40,7 @@ def build_router() -> APIRouter:
         usage,
         admin,
         admin_audit,
+        admin_groups,
         admin_usage,
         playground,
     ):

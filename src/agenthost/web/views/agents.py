@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from starlette.responses import Response
 
 from agenthost.storage.models import Agent
-from agenthost.storage.repositories import agent_edits
+from agenthost.storage.repositories import agent_edits, groups
 from agenthost.storage.repositories import agents as agent_repo
 from agenthost.storage.repositories import users as user_repo
 from agenthost.web import agent_form
@@ -105,6 +105,7 @@ async def _detail(
     async with visit.services.db.session() as session:
         grants = await agent_repo.list_grants(session, agent.id)
         emails = {u.id: u.email for u in await user_repo.list_all(session)}
+        group_names = await groups.names_by_id(session)
     settings = visit.services.settings
     return render(
         visit,
@@ -120,6 +121,7 @@ async def _detail(
         mcp_servers=list(settings.mcp_servers),
         known_params=agent_form.KNOWN_PARAMS,
         roles=user_repo.ROLES,
+        group_names=group_names,
         share_error=share_error,
     )
 
@@ -176,6 +178,12 @@ async def _grant_target(visit: Visit, kind: str, subject: str) -> tuple[str, str
             user = await user_repo.get_by_email(session, subject)
         if user is not None:
             return "user", user.id
+    if kind == "group":
+        async with visit.services.db.session() as session:  # the picker sends the id
+            group = await groups.get(session, subject) or await groups.get_by_name(session, subject)
+        if group is not None:
+            return "group", group.id
+        raise ValueError("Choose an existing group.")
     raise ValueError("Name an existing user's email or a role.")
 
 
