@@ -49,7 +49,7 @@ class RemoteAgentPermissions(_Section):
 
     use: bool = Field(True, description="call agents through the API and create API keys")
     create: bool = Field(True, description="create agents")
-    share: bool = Field(False, description="share remote access with users and roles")
+    share: bool = Field(False, description="share remote access with users, roles and groups")
     public: bool = Field(False, description="share remote access with everyone")
 
 
