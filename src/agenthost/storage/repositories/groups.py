@@ -204,7 +204,8 @@ async def sync_oidc_groups(session: AsyncSession, user_id: str, names: Iterable[
 
     Missing groups are created with source `oidc`. Only `oidc` groups are touched: a name
     that belongs to a local group is skipped (admins keep those), and so is a name that
-    cannot name a group (logged). Returns whether any membership changed."""
+    cannot name a group (logged). Returns whether any membership changed: the caller
+    then drops the user's cached agent access (`AgentAccess.invalidate(user_id=...)`)."""
     user = await session.get(User, user_id)
     if user is None:
         raise NotFound(f"no user {user_id!r}", code="user_not_found")
