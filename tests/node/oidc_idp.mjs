@@ -1,16 +1,18 @@
 // A real OpenID provider (the certified `oidc-provider` package) for agenthost's tests.
 // Env: PORT (the issuer is http://127.0.0.1:PORT), REDIRECT_URI (agenthost callbacks, comma-separated),
-// USERS (JSON: login -> claims such as email, email_verified, groups, roles).
+// USERS_FILE (JSON: login -> claims such as email, email_verified, groups, roles; read at
+// every sign-in, so a test changes someone's groups by rewriting it).
 // Clients: `agenthost` (authorization code + PKCE, client_secret_basic) and `robot`
 // (client credentials, JWT access tokens for the audience `agenthost-api`).
 // Sign-in uses the package's development pages: any password; then a consent page.
 // Prints `READY <port>` once listening.
+import { readFileSync } from "node:fs";
 import http from "node:http";
 import Provider from "oidc-provider";
 import { exportJWK, generateKeyPair } from "jose";
 
 const port = Number(process.env.PORT);
-const users = JSON.parse(process.env.USERS || "{}");
+const users = () => JSON.parse(readFileSync(process.env.USERS_FILE, "utf8"));
 const { privateKey } = await generateKeyPair("RS256", { extractable: true });
 const signing = { ...(await exportJWK(privateKey)), kid: "idp-1", use: "sig", alg: "RS256" };
 
@@ -45,8 +47,10 @@ const provider = new Provider(`http://127.0.0.1:${port}`, {
     roles: ["roles"],
   },
   conformIdTokenClaims: false, // the ID token carries the claims its scopes grant
-  findAccount: async (ctx, id) =>
-    users[id] ? { accountId: id, claims: async () => ({ sub: id, ...users[id] }) } : undefined,
+  findAccount: async (ctx, id) => {
+    const known = users()[id];
+    return known ? { accountId: id, claims: async () => ({ sub: id, ...users()[id] }) } : undefined;
+  },
   features: {
     devInteractions: { enabled: true },
     clientCredentials: { enabled: true },

@@ -27,7 +27,7 @@ NODE_DIR = Path(__file__).resolve().parents[1] / "node"
 META_CSRF = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
 IDP_USERS = {
     "ann": {"email": "ann@example.com", "email_verified": True, "roles": ["agenthost-admin"]},
-    "ben": {"email": "ben@example.com", "email_verified": True, "roles": []},
+    "ben": {"email": "ben@example.com", "email_verified": True, "groups": ["engineering"]},
     "newbie": {"email": "newbie@example.com", "email_verified": True},
     "unverified": {"email": "ben@example.com", "email_verified": False},
 }
@@ -47,6 +47,12 @@ class Sites:
     issuer: str
     open: Server  # passwords on, auto_provision
     closed: Server  # passwords off, no provisioning
+    users_file: Path
+
+    def set_claims(self, login: str, **claims: Any) -> None:
+        users = json.loads(self.users_file.read_text())
+        users[login] = {**users[login], **claims}
+        self.users_file.write_text(json.dumps(users))
 
 
 def oidc(issuer: str, **extra: Any) -> dict[str, Any]:
@@ -55,8 +61,9 @@ def oidc(issuer: str, **extra: Any) -> dict[str, Any]:
         "client_id": "agenthost",
         "client_secret": "agenthost-secret",
         "display_name": "Acme SSO",
-        "scopes": ["openid", "email", "profile", "roles"],
+        "scopes": ["openid", "email", "profile", "roles", "groups"],
         "admin_claim": {"name": "roles", "values": ["agenthost-admin"]},
+        "groups_claim": "groups",
         "api": {"enabled": True, "audience": "agenthost-api", "required_scopes": ["agents.invoke"]},
     }
     return {"auth": {"oidc": settings | extra}}
@@ -74,7 +81,9 @@ def sites(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sites]:
         running_server(folder / "closed", None, closed_config, start=False) as closed_site,
     ):
         callbacks = ",".join(f"{s.url}/auth/oidc/callback" for s in (open_site, closed_site))
-        env = {"PORT": str(idp_port), "REDIRECT_URI": callbacks, "USERS": json.dumps(IDP_USERS)}
+        users_file = folder / "idp-users.json"
+        users_file.write_text(json.dumps(IDP_USERS))
+        env = {"PORT": str(idp_port), "REDIRECT_URI": callbacks, "USERS_FILE": str(users_file)}
         node = shutil.which("node") or "node"
         proc, _ = start_process([str(NODE_DIR / "oidc_idp.mjs")], program=node, env=env)
         try:
@@ -82,7 +91,7 @@ def sites(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sites]:
                 site.start()
                 site.cli("users", "add", "ben@example.com")
             open_site.cli("users", "add", "ann@example.com")
-            yield Sites(issuer, open_site, closed_site)
+            yield Sites(issuer, open_site, closed_site, users_file)
         finally:
             stop_process(proc)
 
@@ -135,6 +144,33 @@ def test_admin_claim_decides_the_role_and_auto_provision_creates_users(
     assert urlsplit(page.url).path == "/agents"
     assert "newbie@example.com\tuser" in sites.open.cli("users", "list").stdout
     page.context.close()
+
+
+def test_sign_in_syncs_groups_and_the_admin_role_each_time(sites: Sites, browser: Browser) -> None:
+    server = sites.open
+    sso(browser, server, "ben").context.close()  # ben's provider groups: engineering
+    assert "engineering" in server.cli("groups", "list").stdout  # made by the sign-in
+    server.cli("users", "add", "lead@example.com")
+    shared = server.create_agent(
+        "lead@example.com", "scripted", "m", "--share-remote", "group:engineering"
+    )
+    ben_key = server.create_key("ben@example.com")
+
+    def ben_sees() -> bool:
+        with openai.OpenAI(base_url=server.api, api_key=ben_key, max_retries=0) as client:
+            return shared in [m.id for m in client.models.list()]
+
+    assert ben_sees()
+    sites.set_claims("ben", groups=[], roles=["agenthost-admin"])
+    page = sso(browser, server, "ben")  # the next sign-in takes both away and adds admin
+    assert page.goto(f"{server.url}/admin/users").status == 200
+    page.context.close()
+    assert not ben_sees()
+    sites.set_claims("ben", groups=["engineering"], roles=[])
+    page = sso(browser, server, "ben")
+    assert page.goto(f"{server.url}/admin/users").status == 403
+    page.context.close()
+    assert ben_sees()
 
 
 def test_an_unverified_email_never_matches_an_account(sites: Sites, browser: Browser) -> None:

@@ -7,7 +7,8 @@ provider's answer: the same browser's flow (so a callback URL carried to another
 is refused), the state it was started with, used once; it exchanges the code, checks the
 ID token (`oidc_jwt.py`, audience = client id) and its nonce, and finds the user by
 subject, then verified email (`oidc_users.py`), creating one only with `auto_provision`.
-`admin_claim` decides the role at every sign-in.
+`admin_claim` decides the role and `groups_claim` the identity-provider groups at every
+sign-in.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from agenthost.sealing import derived_fernet
 from agenthost.settings import AdminClaim, OidcSettings
 from agenthost.storage.database import Database
 from agenthost.storage.models import User
-from agenthost.storage.repositories import audit, balances
+from agenthost.storage.repositories import audit, balances, groups
 from agenthost.storage.repositories import users as user_repo
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,7 @@ class SignedIn:
     user: User
     next: str
     role_changed: bool
+    groups_changed: bool
 
 
 class OidcSignIn:
@@ -123,7 +125,11 @@ class OidcSignIn:
             if user.disabled:
                 raise SignInRefused("This account is disabled. Ask an administrator.")
             role_changed = self._apply_admin_claim(session, user, claims)
-        return SignedIn(user, flow.next, role_changed)
+            groups_changed = False
+            if self._settings.groups_claim:
+                names = claimed(claims, self._settings.groups_claim)
+                groups_changed = await groups.sync_oidc_groups(session, user.id, names)
+        return SignedIn(user, flow.next, role_changed, groups_changed)
 
     def _open(self, sealed: str | None) -> Flow:
         try:
@@ -208,14 +214,19 @@ class OidcSignIn:
         return True
 
 
-def holds(claims: dict[str, Any], rule: AdminClaim) -> bool:
-    """Whether the claim `rule.name` (dots reach into objects, as Keycloak's
-    `realm_access.roles`) holds any of `rule.values` (a list or a single string)."""
+def claimed(claims: dict[str, Any], name: str) -> list[str]:
+    """The strings of claim `name` (a list or a single string); dots reach into objects,
+    as Keycloak's `realm_access.roles`."""
     value: Any = claims
-    for part in rule.name.split("."):
+    for part in name.split("."):
         value = value.get(part) if isinstance(value, dict) else None
     found = value if isinstance(value, list) else [value]
-    return any(isinstance(item, str) and item in rule.values for item in found)
+    return [item for item in found if isinstance(item, str)]
+
+
+def holds(claims: dict[str, Any], rule: AdminClaim) -> bool:
+    """Whether the claim `rule.name` holds any of `rule.values`."""
+    return any(item in rule.values for item in claimed(claims, rule.name))
 
 
 def _as_dict(flow: Flow) -> dict[str, str]:

@@ -81,6 +81,8 @@ async def callback(
         return _refused(visit, "The identity provider cannot be reached. Try again.", 503)
     if done.role_changed:
         visit.services.keys.invalidate(user_id=done.user.id)
+    if done.role_changed or done.groups_changed:
+        visit.services.access.invalidate(user_id=done.user.id)
     user = done.user
     await record_sign_in(visit.services, user.email, user, address, ok=True, method="oidc")
     await visit.sign_in(user)
