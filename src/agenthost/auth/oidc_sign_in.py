@@ -26,6 +26,7 @@ from urllib.parse import quote, urlencode
 
 import httpx
 from cryptography.fernet import Fernet, InvalidToken
+from sqlalchemy.exc import IntegrityError
 
 from agenthost.auth.oidc_jwt import verified_claims, verified_email
 from agenthost.auth.oidc_keys import SigningKeys
@@ -118,6 +119,12 @@ class OidcSignIn:
             raise SignInRefused("This sign-in answer belongs to another attempt. Try again.")
         self._consume(flow.state)
         claims = await self._id_token_claims(redirect_uri, code, flow)
+        try:
+            return await self._account(claims, flow)
+        except IntegrityError:  # an admin changed the same user or groups meanwhile
+            raise SignInRefused("Your account changed while signing in. Try again.") from None
+
+    async def _account(self, claims: dict[str, Any], flow: Flow) -> SignedIn:
         async with self._db.session() as session:
             user = await match_user(session, claims["sub"], verified_email(claims))
             if user is None:

@@ -35,10 +35,15 @@ def groups_add(name: NameArgument, email: EmailArgument) -> None:
     from agenthost.storage.repositories import groups
 
     async def work(cfg: Settings) -> str:
-        async with db().session() as session:
-            group = await groups.find(session, name)
-            user = await find_user(session, email)
-            added = await groups.add_member(session, group, user)
+        from sqlalchemy.exc import IntegrityError
+
+        try:
+            async with db().session() as session:
+                group = await groups.find(session, name)
+                user = await find_user(session, email)
+                added = await groups.add_member(session, group, user)
+        except IntegrityError:  # deleted by someone else meanwhile
+            raise CommandError(f"group {name!r} was deleted meanwhile") from None
         if not added:
             return f"{user.email} is already in group {group.name}"
         await announce(cfg, [agents_of_user(user.id)])

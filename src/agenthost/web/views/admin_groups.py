@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
+from sqlalchemy.exc import IntegrityError
 from starlette.responses import Response
 
 from agenthost.errors import InvalidRequest
@@ -10,7 +11,7 @@ from agenthost.storage.models import Group
 from agenthost.storage.repositories import groups
 from agenthost.storage.repositories import users as user_repo
 from agenthost.web.context import AdminDep, FormDep, Visit, field, redirect, render
-from agenthost.web.errors import not_found
+from agenthost.web.errors import WebError, not_found
 
 router = APIRouter()
 PAGE = "/admin/groups"
@@ -77,6 +78,8 @@ async def add_member(group_id: str, visit: AdminDep, form: FormDep) -> Response:
             await groups.add_member(session, group, user)
     except InvalidRequest as exc:
         return await _page(visit, _sentence(exc.message))
+    except IntegrityError:  # another admin deleted the group meanwhile
+        raise WebError(404, "Group not found", "The group was deleted meanwhile.") from None
     visit.services.access.invalidate(user_id=user.id)
     return redirect(visit, f"{PAGE}?notice=saved")
 
