@@ -129,6 +129,8 @@ class ModelRequest:
     # The caller relays events as they come; when only the whole answer counts, a provider
     # reads without pausing between batches (see stream_interval_ms).
     streamed: bool = True
+    # A user-provided provider's key: the caller's own, used instead of the configured one.
+    api_key: str | None = field(default=None, repr=False)
 
 
 @dataclass(slots=True)

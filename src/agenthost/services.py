@@ -56,6 +56,7 @@ class Services:
     meter: Meter
     gate: Gate
     user_secrets: UserSecrets  # per-user values for `{secret.NAME}` in MCP headers
+    provider_keys: UserSecrets  # per-user keys of user-provided providers
     secret: bytes = b""  # seals compaction items; see server_secret.py
     background: BackgroundRuns = field(default_factory=BackgroundRuns)
     invalidations: InvalidationBus | None = None  # with redis_url: see invalidations.py
@@ -85,7 +86,8 @@ class Services:
         secret = server_secret(settings)
         run_seconds = settings.limits.run.run_deadline_seconds + 60
         free = frozenset(n for n, p in settings.providers.items() if p.type == "local")
-        prices = PriceBook(settings.pricing, free=free)
+        unbilled = frozenset(n for n, p in settings.providers.items() if not p.bill_usage)
+        prices = PriceBook(settings.pricing, free=free, unbilled=unbilled)
         meter = Meter(db, settings.balance, prices, reservations, run_seconds)
         keys, access = KeyAuthenticator(db), AgentAccess(db, settings.interface.remote_agents)
         oidc_keys, tokens, sign_in = _oidc(settings, db, secret)
@@ -108,6 +110,7 @@ class Services:
             meter=meter,
             gate=Gate(meter, limiter, settings.limits),
             user_secrets=UserSecrets(db, secret),
+            provider_keys=UserSecrets(db, secret, kind="provider_key"),
             secret=secret,
             invalidations=bus,
             login_throttle=_login_throttle(redis),

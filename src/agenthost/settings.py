@@ -119,6 +119,18 @@ class ProviderSettings(_Section):
         None, ge=1, description="local: generation threads (default: half the cores, at least 1)"
     )
     script: dict[str, Any] = Field(default_factory=dict, description="scripted: behaviour")
+    user_provided: bool = Field(
+        False, description="each caller's own key (Settings → Provider keys); no api_key here"
+    )
+    bill_usage: bool = Field(True, description="false: usage is recorded but not charged")
+
+    @model_validator(mode="after")
+    def _user_provided_has_no_key(self) -> ProviderSettings:
+        if self.user_provided and self.api_key is not None:
+            raise ValueError("user_provided: each user brings their key; remove api_key")
+        if self.user_provided and self.type in ("local", "scripted"):
+            raise ValueError(f"user_provided: a {self.type} provider takes no key")
+        return self
 
 
 class Price(_Section):

@@ -61,11 +61,20 @@ def check_value(value: str) -> str:
     return value
 
 
+_PROVIDER_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
+
+
+def _check_provider_name(name: str) -> str:
+    if not _PROVIDER_NAME.fullmatch(name):
+        raise InvalidRequest("No such provider.", code="invalid_provider", param="provider")
+    return name
+
+
 class SecretSealer:
     """Seals one user's secret value so that it opens only for that user and name."""
 
-    def __init__(self, server_secret: bytes) -> None:
-        self._fernet = derived_fernet(server_secret, _PURPOSE)
+    def __init__(self, server_secret: bytes, purpose: bytes = _PURPOSE) -> None:
+        self._fernet = derived_fernet(server_secret, purpose)
 
     def seal(self, user_id: str, name: str, value: str) -> str:
         payload = orjson.dumps({"u": user_id, "n": name, "v": value})
@@ -93,34 +102,44 @@ class SecretInfo:
 
 
 class UserSecrets:
-    """Stores, lists and (for runs) opens users' secrets."""
+    """Stores, lists and (for runs) opens users' secrets of one kind: "secret" (values
+    for MCP headers) or "provider_key" (keys for user-provided providers, by provider
+    name; sealed with a key of their own purpose)."""
 
     def __init__(
-        self, db: Database, server_secret: bytes, clock: Callable[[], float] = time.monotonic
+        self,
+        db: Database,
+        server_secret: bytes,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        kind: str = "secret",
     ) -> None:
         self._db = db
-        self._sealer = SecretSealer(server_secret)
+        self._kind = kind
+        purpose = _PURPOSE if kind == "secret" else b"agenthost user secrets v1 " + kind.encode()
+        self._sealer = SecretSealer(server_secret, purpose)
+        self._check_name = check_name if kind == "secret" else _check_provider_name
         self._clock = clock
         self._cache: dict[str, tuple[float, dict[str, str]]] = {}
         self._changes = 0  # a read that overlapped a change must not be cached
 
     async def put(self, user_id: str, name: str, value: str) -> None:
         """Set or replace a secret (name and value are checked first)."""
-        sealed = self._sealer.seal(user_id, check_name(name), check_value(value))
+        sealed = self._sealer.seal(user_id, self._check_name(name), check_value(value))
         async with self._db.session() as session:
-            await secret_repo.put(session, user_id, name, sealed)
+            await secret_repo.put(session, user_id, name, sealed, self._kind)
         self.invalidate(user_id)
 
     async def delete(self, user_id: str, name: str) -> bool:
         async with self._db.session() as session:
-            deleted = await secret_repo.delete(session, user_id, name)
+            deleted = await secret_repo.delete(session, user_id, name, self._kind)
         self.invalidate(user_id)
         return deleted
 
     async def describe(self, user_id: str) -> list[SecretInfo]:
         """Names and dates of the user's secrets, by name."""
         async with self._db.session() as session:
-            rows = await secret_repo.list_for_user(session, user_id)
+            rows = await secret_repo.list_for_user(session, user_id, self._kind)
         return [SecretInfo(r.name, r.created_at, r.updated_at) for r in rows]
 
     async def values(self, user_id: str) -> dict[str, str]:
@@ -131,7 +150,7 @@ class UserSecrets:
         if cached is not None and now - cached[0] < CACHE_TTL:
             return dict(cached[1])
         async with self._db.session() as session:
-            rows = await secret_repo.list_for_user(session, user_id)
+            rows = await secret_repo.list_for_user(session, user_id, self._kind)
         opened: dict[str, str] = {}
         for row in rows:
             value = self._sealer.open(user_id, row.name, row.sealed_value)

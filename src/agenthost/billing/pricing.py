@@ -71,7 +71,8 @@ class PriceBook:
 
     A `default` entry in the config replaces the rate for unknown models. Models served by
     a `free` provider (the embedded model costs nothing to run) are priced at zero unless
-    the config names them; their usage is still recorded.
+    the config names them; an `unbilled` provider's (`bill_usage: false`) always are.
+    Usage is recorded either way.
     """
 
     def __init__(
@@ -79,9 +80,11 @@ class PriceBook:
         configured: dict[str, Price],
         default: Price = DEFAULT_PRICE,
         free: frozenset[str] = frozenset(),
+        unbilled: frozenset[str] = frozenset(),
     ) -> None:
         self._configured = tuple(sorted((k for k in configured if k != "default"), key=len))
         self._free = free
+        self._unbilled = unbilled
         merged = {**BUILT_IN, **{k: v for k, v in configured.items() if k != "default"}}
         self._rates = {model: rates_from_price(price) for model, price in merged.items()}
         # Longest prefix first so the most specific entry wins.
@@ -89,6 +92,8 @@ class PriceBook:
         self._default = rates_from_price(configured.get("default", default))
 
     def rates_for(self, model: str, provider: str | None = None) -> Rates:
+        if provider in self._unbilled:
+            return FREE
         if provider in self._free and not any(model.startswith(p) for p in self._configured):
             return FREE
         for prefix in self._order:

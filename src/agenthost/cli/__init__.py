@@ -14,6 +14,7 @@ from agenthost.cli import (  # noqa: F401  (register commands)
     balance,
     groups,
     keys,
+    provider_keys,
     serve,
     usage,
     user_secrets,

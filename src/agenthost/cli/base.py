@@ -28,6 +28,9 @@ secrets_app = typer.Typer(
 )
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 usage_app = typer.Typer(help="Spend reports.", no_args_is_help=True)
+provider_keys_app = typer.Typer(
+    help="Manage users' own keys for user-provided providers.", no_args_is_help=True
+)
 groups_app = typer.Typer(
     help="Manage groups of users that agents can be shared with.", no_args_is_help=True
 )
@@ -40,6 +43,7 @@ for sub, name in [
     (db_app, "db"),
     (usage_app, "usage"),
     (groups_app, "groups"),
+    (provider_keys_app, "provider-keys"),
 ]:
     app.add_typer(sub, name=name)
 

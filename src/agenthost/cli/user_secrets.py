@@ -18,9 +18,9 @@ if TYPE_CHECKING:
     from agenthost.auth.user_secrets import SecretInfo, UserSecrets
 
 
-def _read_value() -> str:
+def read_value(prompt: str = "secret value: ") -> str:
     if sys.stdin.isatty():
-        return getpass.getpass("secret value: ")
+        return getpass.getpass(prompt)
     value = sys.stdin.read()
     # One trailing line break is how `echo` and here-strings end input, not part of the value.
     return value.removesuffix("\n").removesuffix("\r")
@@ -41,7 +41,7 @@ def secrets_set(email: str, name: str) -> None:
     from agenthost.auth.user_secrets import check_name, check_value
 
     check_name(name)
-    value = check_value(_read_value())
+    value = check_value(read_value())
 
     async def work(cfg: Settings) -> None:
         store, user_id = await _store_and_user(cfg, email)

@@ -56,9 +56,11 @@ class AnthropicProvider(Provider):
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
         body = build_body(request, self._thinking)
+        # A user-provided provider: the caller's own key replaces the configured one.
+        headers = {"x-api-key": request.api_key} if request.api_key else None
         async with aclosing(
             stream_with_retries(
-                lambda deadline: self._attempt(body, deadline),
+                lambda deadline: self._attempt(body, deadline, headers),
                 max_retries=self._config.max_retries,
                 timeout_seconds=self._config.timeout_seconds,
             )
@@ -67,14 +69,16 @@ class AnthropicProvider(Provider):
                 yield event
 
     async def _attempt(
-        self, body: dict[str, Any], deadline: float
+        self, body: dict[str, Any], deadline: float, headers: dict[str, str] | None
     ) -> AsyncGenerator[ModelEvent, None]:
         state = AnthropicStream()
         emitted = False
         # Sampling settings are not parameters of this SDK version; the API still takes them.
         extra = {k: body[k] for k in _EXTRA_BODY if k in body}
         sdk_body = {k: v for k, v in body.items() if k not in _EXTRA_BODY}
-        create = self._client.messages.create(**sdk_body, stream=True, extra_body=extra or None)
+        create = self._client.messages.create(
+            **sdk_body, stream=True, extra_body=extra or None, extra_headers=headers
+        )
         upstream = await self._guard(create, deadline)
         try:
             iterator = upstream.__aiter__()

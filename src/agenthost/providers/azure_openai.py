@@ -47,6 +47,9 @@ class AzureOpenAIProvider(OpenAICompatProvider):
         self._deployments = dict(config.deployments)
         self._models_url = f"{self._root}/models{self._query}"
 
+    def _headers_with(self, api_key: str) -> dict[str, str]:
+        return {**self._headers, "api-key": api_key}
+
     def _url_for(self, model: str) -> str:
         deployment = quote(self._deployments.get(model, model), safe="")
         return f"{self._root}/deployments/{deployment}/chat/completions{self._query}"

@@ -158,11 +158,12 @@ class OpenAICompatProvider(Provider):
         """The events of each read from the upstream as one batch."""
         body = orjson.dumps(build_body(request))
         url = self._url_for(request.model)
+        headers = self._headers_with(request.api_key) if request.api_key else self._headers
         # Held well inside the read timeout, which keeps running while the socket waits.
         hold = min(self._config.stream_interval_ms / 1000, self._read_timeout / 4)
         hold = hold if request.streamed else 0.0
         return stream_with_retries(
-            lambda deadline: self._attempt(url, body, deadline, hold),
+            lambda deadline: self._attempt(url, headers, body, deadline, hold),
             max_retries=self._config.max_retries,
             timeout_seconds=self._config.timeout_seconds,
             deadline=request.deadline,
@@ -172,14 +173,18 @@ class OpenAICompatProvider(Provider):
         """Where a call for `model` goes (one URL here; Azure has one per deployment)."""
         return self._url
 
+    def _headers_with(self, api_key: str) -> dict[str, str]:
+        """The request headers carrying a caller's own key (user-provided providers)."""
+        return {**self._headers, "Authorization": f"Bearer {api_key}"}
+
     async def _attempt(
-        self, url: str, body: bytes, deadline: float, hold: float
+        self, url: str, headers: dict[str, str], body: bytes, deadline: float, hold: float
     ) -> AsyncGenerator[list[ModelEvent], None]:
         state = StreamState()
         out: list[ModelEvent] = []
         emitted = False
         async with AsyncExitStack() as stack:
-            response = await self._open(stack, url, body, deadline)
+            response = await self._open(stack, url, headers, body, deadline)
             buffer = b""
             loop = asyncio.get_running_loop()
             while not state.done:
@@ -214,7 +219,7 @@ class OpenAICompatProvider(Provider):
             await self._drain(response, deadline)
 
     async def _open(
-        self, stack: AsyncExitStack, url: str, body: bytes, deadline: float
+        self, stack: AsyncExitStack, url: str, headers: dict[str, str], body: bytes, deadline: float
     ) -> aiohttp.ClientResponse:
         try:
             async with asyncio.timeout_at(deadline):
@@ -222,7 +227,7 @@ class OpenAICompatProvider(Provider):
                     self._client().post(
                         url,
                         data=body,
-                        headers=self._headers,
+                        headers=headers,
                         proxy=self._proxy,
                         proxy_headers=self._proxy_headers,
                     )

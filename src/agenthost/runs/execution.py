@@ -18,7 +18,7 @@ import anyio
 from agenthost.auth.principal import Principal
 from agenthost.billing.gate import Pass
 from agenthost.conversation import AgentSpec, RunRequest
-from agenthost.errors import ServerShuttingDown
+from agenthost.errors import InvalidRequest, ServerShuttingDown
 from agenthost.events import RunEvent
 from agenthost.observability import metrics, tracing
 from agenthost.runtime.loop import RunState
@@ -96,19 +96,37 @@ class Execution:
         when some header references one: most agents need no database read here)."""
         user_id, email = self.principal.user_id, self.principal.email
         token = self.principal.bearer_token
+        key = await self._provider_key()
         configs = self.services.settings.mcp_servers
         if not configs:
-            return Caller(user_id, email)
+            return Caller(user_id, email, provider_key=key)
         if token is None and (servers := token_servers(self.agent.mcp_servers, configs)):
             raise token_required(servers[0])
         needed = needed_secrets(self.agent.mcp_servers, configs)
         if not needed:
-            return Caller(user_id, email, oidc_token=token)
+            return Caller(user_id, email, oidc_token=token, provider_key=key)
         stored = await self.services.user_secrets.values(user_id)
         require_secrets(needed, stored)
         wanted = {name for names in needed.values() for name in names}
         secrets = {k: v for k, v in stored.items() if k in wanted}
-        return Caller(user_id, email, secrets, oidc_token=token)
+        return Caller(user_id, email, secrets, oidc_token=token, provider_key=key)
+
+    async def _provider_key(self) -> str | None:
+        """The caller's own key when the agent's provider is user-provided (on a shared
+        agent too: the caller pays their provider, never the owner's key)."""
+        config = self.services.settings.providers.get(self.agent.provider)
+        if config is None or not config.user_provided:
+            return None
+        keys = await self.services.provider_keys.values(self.principal.user_id)
+        key = keys.get(self.agent.provider)
+        if not key:
+            raise InvalidRequest(
+                f"This agent's provider '{self.agent.provider}' uses each caller's own key, "
+                "and you have not set one: add it under Settings → Provider keys in the web "
+                "interface (or ask an admin to run `agenthost provider-keys set`).",
+                code="missing_provider_key",
+            )
+        return key
 
     async def events(self) -> AsyncGenerator[RunEvent, None]:
         assert self._events is not None and self._first is not None, "start() first"

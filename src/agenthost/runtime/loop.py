@@ -116,6 +116,7 @@ class _Run:
     messages: list[Message]
     tool_choice: ToolChoice
     server_calls_made: int = 0
+    api_key: str | None = None  # the caller's key for a user-provided provider
 
     def next_call(self) -> ModelRequest:
         tools = offered_tools(self.server, self.request, self.tool_choice)
@@ -123,6 +124,7 @@ class _Run:
         if call.max_output_tokens is None:
             call.max_output_tokens = self.provider.default_max_output_tokens
         call.deadline = self.deadline
+        call.api_key = self.api_key
         return call
 
     def incomplete(self, reason: str) -> RunFinished:
@@ -192,6 +194,7 @@ class AgentRunner:
             deadline,
             initial_messages(agent, request),
             request.tool_choice or ToolChoice(),
+            api_key=caller.provider_key if caller is not None else None,
         )
         structured.check_supported(provider, run.next_call().response_format)
         return run

@@ -286,13 +286,17 @@ class RolePermission(Base):
 
 
 class UserSecret(Base):
-    """A credential a user keeps for MCP headers (`{secret.NAME}`), sealed at rest."""
+    """A credential a user keeps, sealed at rest: `kind` "secret" for MCP headers
+    (`{secret.NAME}`), "provider_key" for a user-provided provider (`name` = provider)."""
 
     __tablename__ = "user_secrets"
-    __table_args__ = (UniqueConstraint("user_id", "name", name="uq_user_secrets_user_name"),)
+    __table_args__ = (
+        UniqueConstraint("user_id", "kind", "name", name="uq_user_secrets_user_kind_name"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16), default="secret", server_default="secret")
     name: Mapped[str] = mapped_column(String(64))
     sealed_value: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
