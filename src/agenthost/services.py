@@ -12,12 +12,12 @@ from redis.asyncio import Redis
 from agenthost.auth.api_keys import KeyAuthenticator
 from agenthost.auth.callers import CallerAuthenticator
 from agenthost.auth.invalidations import InvalidationBus
-from agenthost.auth.login_throttle import LoginThrottle, MemoryLoginThrottle, RedisLoginThrottle
 from agenthost.auth.oidc_keys import SigningKeys
 from agenthost.auth.oidc_sign_in import OidcSignIn
 from agenthost.auth.oidc_tokens import TokenAuthenticator
 from agenthost.auth.permissions import AgentAccess
 from agenthost.auth.sessions import SessionStore
+from agenthost.auth.throttle import MemoryThrottle, RedisThrottle, Throttle
 from agenthost.auth.user_secrets import UserSecrets
 from agenthost.billing.gate import Gate
 from agenthost.billing.meter import Meter
@@ -60,7 +60,7 @@ class Services:
     secret: bytes = b""  # seals compaction items; see server_secret.py
     background: BackgroundRuns = field(default_factory=BackgroundRuns)
     invalidations: InvalidationBus | None = None  # with redis_url: see invalidations.py
-    login_throttle: LoginThrottle = field(default_factory=MemoryLoginThrottle)
+    throttle: Throttle = field(default_factory=MemoryThrottle)  # sign-ins, share form
     drain: Drain = field(default_factory=Drain)
     leases: Leases | None = None  # running stored responses: see runs/leases.py
     oidc_keys: SigningKeys | None = None  # with auth.oidc: the issuer's keys
@@ -113,7 +113,7 @@ class Services:
             provider_keys=UserSecrets(db, secret, kind="provider_key"),
             secret=secret,
             invalidations=bus,
-            login_throttle=_login_throttle(redis),
+            throttle=_throttle(redis),
             leases=Leases(db, settings.limits.run_lease_seconds),
             oidc_keys=oidc_keys,
             tokens=tokens,
@@ -184,10 +184,10 @@ def _oidc(
     return keys, tokens, sign_in
 
 
-def _login_throttle(redis: Redis | None) -> LoginThrottle:
+def _throttle(redis: Redis | None) -> Throttle:
     if redis is None:
-        return MemoryLoginThrottle()
-    return RedisLoginThrottle(redis, MemoryLoginThrottle())
+        return MemoryThrottle()
+    return RedisThrottle(redis, MemoryThrottle())
 
 
 def _server_tools(settings: Settings) -> ServerTools:

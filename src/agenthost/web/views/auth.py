@@ -69,7 +69,7 @@ async def login(visit: VisitDep, form: FormDep) -> Response:
         error = "Password sign-in is turned off here: use single sign-on."
         return render(visit, "login.html", status=403, **login_context(visit, target, error))
     address = visitor_address(visit)
-    throttle = visit.services.login_throttle
+    throttle = visit.services.throttle
     wait = await throttle.admit(email, address)  # counted before the password is checked
     if wait is not None:
         minutes = int(wait // 60) + 1
