@@ -7,9 +7,10 @@ from typing import Annotated, Any
 
 import typer
 
-from agenthost import agent_params
+from agenthost import agent_params, text_bounds
 from agenthost.cli.base import CommandError, Settings, agents_app, announce, db, run
 from agenthost.cli.users import find_user
+from agenthost.errors import InvalidRequest
 
 SHARE_HELP = "user:EMAIL, role:NAME, group:NAME or public"
 
@@ -41,6 +42,22 @@ def _params(text: str | None) -> dict[str, Any]:
         return agent_params.check(parsed)
     except agent_params.InvalidAgentParams as exc:
         raise CommandError(exc.message) from None
+
+
+def _check_texts(name: str | None, instructions: str | None, model: str | None) -> None:
+    """The web form's bounds (text_bounds.py), so the CLI saves nothing it would refuse."""
+    checks = (
+        (name, text_bounds.check_name),
+        (instructions, text_bounds.check_instructions),
+        (model, text_bounds.check_model),
+    )
+    for value, check in checks:
+        if value is None:
+            continue
+        try:
+            check(value)
+        except InvalidRequest as exc:
+            raise CommandError(f"--{exc.param}: {exc.message}") from None
 
 
 MaxOutputOption = Annotated[
@@ -88,6 +105,7 @@ def agents_create(
     """Create an agent and print its id."""
     from agenthost.storage.repositories import agents
 
+    _check_texts(name, instructions, model)
     servers = [s.strip() for s in mcp.split(",") if s.strip()] if mcp else []
     checked = _with_sampling(_params(params), max_output_tokens, temperature)
 
@@ -162,6 +180,8 @@ def agents_update(
     """Change an agent; options not given stay as they are."""
     from agenthost.auth.invalidations import agents_changed
     from agenthost.storage.repositories import agent_edits, agents
+
+    _check_texts(name, instructions, model)
 
     async def work(cfg: Settings) -> str:
         async with db().session() as session:

@@ -8,8 +8,10 @@ from typing import Annotated, Any
 
 import typer
 
+from agenthost import text_bounds
 from agenthost.cli.base import CommandError, Settings, db, keys_app, run
 from agenthost.cli.users import find_user
+from agenthost.errors import InvalidRequest
 
 MAX_CREDITS = 10**15  # a billion USD: far beyond any real budget, inside every integer type
 
@@ -45,6 +47,10 @@ def keys_create(
     """Create an API key and print it once."""
     if budget_period is not None and max_credits is None:
         raise CommandError("--budget-period needs --max-credits")
+    try:
+        text_bounds.check_name(name, label="The key name")
+    except InvalidRequest as exc:
+        raise CommandError(f"--name: {exc.message}") from None
     from agenthost.auth.api_keys import generate_key
     from agenthost.storage.models import utcnow
     from agenthost.storage.repositories import agents as agents_repo

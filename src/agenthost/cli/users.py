@@ -7,7 +7,9 @@ from typing import Annotated, Any
 
 import typer
 
+from agenthost import text_bounds
 from agenthost.cli.base import CommandError, Settings, db, run, users_app
+from agenthost.errors import InvalidRequest
 
 # --- users ---------------------------------------------------------------------------
 
@@ -24,9 +26,11 @@ def users_add(
 
     if role not in users.ROLES:
         raise CommandError(f"role must be one of {', '.join(users.ROLES)}")
-    password = sys.stdin.readline().rstrip("\n") if password_stdin else None
-    if password_stdin and len(password or "") < 8:
-        raise CommandError("the password must have at least 8 characters")
+    try:
+        email = text_bounds.check_email(email)
+    except InvalidRequest as exc:
+        raise CommandError(exc.message) from None
+    password = _password_from_stdin() if password_stdin else None
 
     async def work(cfg: Settings) -> str:
         async with db().session() as session:
@@ -56,10 +60,7 @@ def users_set_password(email: str) -> None:
     from agenthost.auth.passwords import hash_password
     from agenthost.storage.repositories import audit, web_sessions
 
-    password = sys.stdin.readline().rstrip("\n")
-    if len(password) < 8:
-        raise CommandError("the password must have at least 8 characters")
-    hashed = hash_password(password)
+    hashed = hash_password(_password_from_stdin())
 
     async def work(_: Settings) -> int:
         async with db().session() as session:
@@ -112,6 +113,13 @@ def users_list() -> None:
     for user in run(work):
         state = "disabled" if user.disabled else "active"
         typer.echo(f"{user.id}\t{user.email}\t{user.role}\t{state}")
+
+
+def _password_from_stdin() -> str:
+    try:
+        return text_bounds.check_password(sys.stdin.readline().rstrip("\n"))
+    except InvalidRequest as exc:
+        raise CommandError(exc.message) from None
 
 
 async def find_user(session: Any, email: str) -> Any:

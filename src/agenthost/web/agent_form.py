@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.datastructures import FormData
 
-from agenthost import agent_params
+from agenthost import agent_params, text_bounds
+from agenthost.errors import InvalidRequest
 from agenthost.settings import Settings
 from agenthost.storage.models import Agent
 
 # Parameters the runtime reads from an agent (see runtime/context.py).
 KNOWN_PARAMS = agent_params.KNOWN
+PARAMS_CHARS = 100_000  # a response_format schema can be long; a megabyte is a mistake
 
 
 @dataclass(slots=True)
@@ -60,7 +63,30 @@ def _text(form: FormData, name: str) -> str:
     return value.strip() if isinstance(value, str) else ""
 
 
+def _check_text(data: AgentInput) -> None:
+    """The free-text fields against their bounds (text_bounds.py, shared with the CLI)."""
+    checks: tuple[tuple[str, Callable[[], str]], ...] = (
+        ("name", lambda: text_bounds.check_name(data.name)),
+        ("description", lambda: text_bounds.check_description(data.description)),
+        ("instructions", lambda: text_bounds.check_instructions(data.instructions)),
+        ("model", lambda: text_bounds.check_model(data.model)),
+        (
+            "params",
+            lambda: text_bounds.check_length(
+                data.params_text, PARAMS_CHARS, "params", "The parameters"
+            ),
+        ),
+    )
+    for name, check in checks:
+        try:
+            check()
+        except InvalidRequest as exc:
+            data.errors[name] = exc.message
+
+
 def _check_params(data: AgentInput) -> None:
+    if "params" in data.errors:
+        return
     try:
         parsed = json.loads(data.params_text or "{}")
     except json.JSONDecodeError as exc:
@@ -85,14 +111,13 @@ def parse(form: FormData, settings: Settings) -> AgentInput:
         params_text=_text(form, "params") or "{}",
         mcp_servers=[str(s) for s in form.getlist("mcp_servers") if str(s)],
     )
-    if not data.name or len(data.name) > 200:
-        data.errors["name"] = "A name is required (up to 200 characters)."
+    _check_text(data)
     provider = settings.providers.get(data.provider)
     if provider is None:
         data.errors["provider"] = "Choose a provider from the list."
     elif not data.model:
         data.errors["model"] = "A model is required."
-    elif provider.models and data.model not in provider.models:
+    elif "model" not in data.errors and provider.models and data.model not in provider.models:
         data.errors["model"] = f"Choose one of: {', '.join(provider.models)}."
     unknown = [s for s in data.mcp_servers if s not in settings.mcp_servers]
     if unknown:

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
 from anyio import to_thread
 from fastapi import APIRouter
 from starlette.responses import Response
 
+from agenthost import text_bounds
 from agenthost.auth.passwords import hash_password
+from agenthost.errors import InvalidRequest
 from agenthost.storage.models import Transaction, User
 from agenthost.storage.repositories import accounts, balances, role_permissions
 from agenthost.storage.repositories import users as user_repo
 from agenthost.web import health
-from agenthost.web.context import AdminDep, FormDep, Visit, field, redirect, render
+from agenthost.web.context import AdminDep, FormDep, Visit, redirect, render
+from agenthost.web.context import field as form_field
 from agenthost.web.errors import WebError, not_found
 
 router = APIRouter()
@@ -24,18 +30,33 @@ async def admin_home(visit: AdminDep) -> Response:
     return redirect(visit, "/admin/users")
 
 
-async def _users_page(visit: Visit, error: str | None = None) -> Response:
+@dataclass(slots=True)
+class NewUser:
+    """The add-a-user form as typed (never the password), and its field errors."""
+
+    email: str = ""
+    role: str = "user"
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+async def _users_page(
+    visit: Visit,
+    error: str | None = None,
+    new_user: NewUser | None = None,
+) -> Response:
     async with visit.services.db.session() as session:
         users = await user_repo.list_all(session)
         credits = await accounts.all_credits(session)
+    failed = error is not None or (new_user is not None and bool(new_user.errors))
     return render(
         visit,
         "admin_users.html",
-        status=400 if error else 200,
+        status=400 if failed else 200,
         users=users,
         credits=credits,
         roles=user_repo.ROLES,
         error=error,
+        new_user=new_user or NewUser(),
     )
 
 
@@ -44,21 +65,35 @@ async def users_page(visit: AdminDep) -> Response:
     return await _users_page(visit)
 
 
+def _check_new_user(email: str, role: str, password: str) -> NewUser:
+    typed = NewUser(email=email, role=role)
+    checks: tuple[tuple[str, Callable[[str], str], str], ...] = (
+        ("email", text_bounds.check_email, email),
+        ("password", text_bounds.check_password, password),
+    )
+    for name, check, value in checks:
+        try:
+            check(value)
+        except InvalidRequest as exc:
+            typed.errors[name] = exc.message
+    if role not in user_repo.ROLES:
+        typed.errors["role"] = "Choose a role from the list."
+    return typed
+
+
 @router.post("/admin/users")
 async def create_user(visit: AdminDep, form: FormDep) -> Response:
-    email, role, password = (
-        field(form, "email").lower(),
-        field(form, "role"),
-        field(form, "password"),
-    )
-    if "@" not in email or role not in user_repo.ROLES or len(password) < 8:
-        return await _users_page(
-            visit, "Give an email, a role and a password of at least 8 characters."
-        )
+    raw = form.get("password")  # not stripped: spaces may be part of a password
+    password = raw if isinstance(raw, str) else ""
+    email, role = form_field(form, "email"), form_field(form, "role")
+    typed = _check_new_user(email, role, password)
+    if typed.errors:
+        return await _users_page(visit, new_user=typed)
     hashed = await to_thread.run_sync(hash_password, password)
     async with visit.services.db.session() as session:
         if await user_repo.get_by_email(session, email) is not None:
-            return await _users_page(visit, f"A user with the email {email} already exists.")
+            typed.errors["email"] = f"A user with the email {email.lower()} already exists."
+            return await _users_page(visit, new_user=typed)
         user = await user_repo.create(session, email, role=role, password_hash=hashed)
         await balances.ensure(session, user.id, visit.services.settings.balance.start_balance)
     return redirect(visit, "/admin/users?notice=created")
@@ -81,7 +116,7 @@ def _not_self(visit: Visit, user: User) -> None:
 async def change_role(user_id: str, visit: AdminDep, form: FormDep) -> Response:
     user = await _other_user(visit, user_id)
     _not_self(visit, user)
-    role = field(form, "role")
+    role = form_field(form, "role")
     if role not in user_repo.ROLES:
         return await _users_page(visit, "Choose a role from the list.")
     async with visit.services.db.session() as session:
@@ -96,9 +131,9 @@ async def set_disabled(user_id: str, visit: AdminDep, form: FormDep) -> Response
     user = await _other_user(visit, user_id)
     _not_self(visit, user)
     async with visit.services.db.session() as session:
-        await accounts.set_disabled(session, user.id, field(form, "disabled") == "1")
+        await accounts.set_disabled(session, user.id, form_field(form, "disabled") == "1")
     visit.services.keys.invalidate(user_id=user.id)
-    if field(form, "disabled") == "1":
+    if form_field(form, "disabled") == "1":
         await visit.services.web_sessions.end_all(user.id)  # signed out at once
     return redirect(visit, "/admin/users?notice=saved")
 
@@ -107,12 +142,15 @@ async def set_disabled(user_id: str, visit: AdminDep, form: FormDep) -> Response
 async def grant_credits(user_id: str, visit: AdminDep, form: FormDep) -> Response:
     user = await _other_user(visit, user_id)
     try:
-        amount = int(field(form, "credits"))
+        amount = int(form_field(form, "credits"))
     except ValueError:
         amount = 0
     if amount == 0 or abs(amount) > MAX_GRANT:
         return await _users_page(visit, "Credits must be a whole, non-zero number.")
-    note = field(form, "note")[:500] or f"granted by {visit.me.email}"
+    try:
+        note = text_bounds.check_note(form_field(form, "note")) or f"granted by {visit.me.email}"
+    except InvalidRequest as exc:
+        return await _users_page(visit, exc.message)
     async with visit.services.db.session() as session:
         await balances.ensure(session, user.id, visit.services.settings.balance.start_balance)
         await balances.apply(

@@ -9,6 +9,7 @@ from anyio import to_thread
 from fastapi import APIRouter
 from starlette.responses import Response
 
+from agenthost import text_bounds
 from agenthost.auth.passwords import verify_password
 from agenthost.http.client_address import client_address, trusted_of
 from agenthost.storage.repositories import users as user_repo
@@ -49,6 +50,12 @@ def login_context(visit: Visit, target: str, error: str | None, email: str = "")
     }
 
 
+def _plausible(email: str, password: object) -> bool:
+    return len(email) <= text_bounds.EMAIL_CHARS and (
+        not isinstance(password, str) or len(password) <= text_bounds.PASSWORD_MAX_CHARS
+    )
+
+
 @router.get("/")
 async def home(visit: VisitDep) -> Response:
     return redirect(visit, "/agents" if visit.user else "/login")
@@ -68,6 +75,13 @@ async def login(visit: VisitDep, form: FormDep) -> Response:
     if not visit.services.settings.auth.password_login:
         error = "Password sign-in is turned off here: use single sign-on."
         return render(visit, "login.html", status=403, **login_context(visit, target, error))
+    if not _plausible(email, password):
+        # No account has such an email or password: refused before the throttle counts
+        # it (its keys stay small) and before a megabyte is hashed.
+        error = "Wrong email or password."
+        email = email[: text_bounds.EMAIL_CHARS]
+        page = login_context(visit, target, error, email)
+        return render(visit, "login.html", status=400, **page)
     address = visitor_address(visit)
     throttle = visit.services.throttle
     wait = await throttle.admit(email, address)  # counted before the password is checked

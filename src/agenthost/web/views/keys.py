@@ -5,21 +5,26 @@ The user's secrets for tool servers (views/user_secrets.py) are a section of thi
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from cryptography.fernet import Fernet, InvalidToken
 from fastapi import APIRouter
+from starlette.datastructures import FormData
 from starlette.responses import Response
 
+from agenthost import text_bounds
 from agenthost.auth.api_keys import generate_key
 from agenthost.billing.periods import period_start
+from agenthost.errors import InvalidRequest
 from agenthost.http.client_address import is_secure, trusted_of
 from agenthost.sealing import derived_fernet
 from agenthost.storage.models import utcnow
 from agenthost.storage.repositories import agents as agent_repo
 from agenthost.storage.repositories import api_keys as key_repo
 from agenthost.storage.repositories import rollups
-from agenthost.web.context import FormDep, UserDep, Visit, field, redirect, render
+from agenthost.web.context import FormDep, UserDep, Visit, redirect, render
+from agenthost.web.context import field as form_field
 from agenthost.web.errors import forbidden, not_found
 from agenthost.web.snippets import api_base_url, snippets
 
@@ -33,8 +38,30 @@ def _require_use(visit: Visit) -> None:
         raise forbidden("Remote agent access is not enabled for your role.")
 
 
+@dataclass(slots=True)
+class KeyForm:
+    """The create-a-key form as typed, and its field errors."""
+
+    name: str = ""
+    expires: str = "90"
+    agents: list[str] = field(default_factory=list)
+    max_credits: str = ""
+    budget_period: str = "lifetime"
+    errors: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, form: FormData) -> KeyForm:
+        return cls(
+            name=form_field(form, "name"),
+            expires=form_field(form, "expires", "90"),
+            agents=[str(a) for a in form.getlist("agents") if str(a)],
+            max_credits=form_field(form, "max_credits"),
+            budget_period=form_field(form, "budget_period", "lifetime"),
+        )
+
+
 async def settings_page(
-    visit: Visit, revealed: str | None = None, error: str | None = None
+    visit: Visit, revealed: str | None = None, key_form: KeyForm | None = None
 ) -> Response:
     user = visit.me
     async with visit.services.db.session() as session:
@@ -50,13 +77,13 @@ async def settings_page(
     return render(
         visit,
         "keys.html",
-        status=400 if error else 200,
+        status=400 if key_form and key_form.errors else 200,
         keys=keys,
         spent=spent,
         budget_periods=list(BUDGET_PERIODS),
         agents=agents,
         revealed=revealed,
-        error=error,
+        key_form=key_form or KeyForm(),
         base_url=base,
         snippets=snippets(base, sample),
         sample_agent=sample,
@@ -100,42 +127,50 @@ async def keys_page(visit: UserDep) -> Response:
     return page
 
 
+def _check_key_form(typed: KeyForm) -> int | None:
+    """Fills `typed.errors`; the budget in credits when one was given."""
+    try:
+        text_bounds.check_name(typed.name, label="The key name")
+    except InvalidRequest as exc:
+        typed.errors["name"] = exc.message
+    if typed.expires not in EXPIRY_CHOICES:
+        typed.errors["expires"] = "Choose an expiry from the list."
+    budget = typed.max_credits
+    max_credits = int(budget) if budget.isdigit() and len(budget) <= 15 else None
+    if budget and (max_credits is None or max_credits < 1):
+        typed.errors["max_credits"] = "The budget is a whole number of credits above 0."
+    if typed.budget_period not in BUDGET_PERIODS:
+        typed.errors["budget_period"] = "Choose a budget period from the list."
+    return max_credits
+
+
 @router.post("/settings/keys")
 async def create_key(visit: UserDep, form: FormDep) -> Response:
     _require_use(visit)
-    name, expiry = field(form, "name"), field(form, "expires", "90")
-    scope = [str(a) for a in form.getlist("agents") if str(a)] or None
-    if not name or len(name) > 200:
-        return await settings_page(visit, error="Give the key a name (up to 200 characters).")
-    if expiry not in EXPIRY_CHOICES:
-        return await settings_page(visit, error="Choose an expiry from the list.")
-    days = EXPIRY_CHOICES[expiry]
-    budget_text, period = field(form, "max_credits"), field(form, "budget_period", "lifetime")
-    max_credits = int(budget_text) if budget_text.isdigit() and len(budget_text) <= 15 else None
-    if budget_text and (max_credits is None or max_credits < 1):
-        return await settings_page(visit, error="The budget is a whole number of credits above 0.")
-    if period not in BUDGET_PERIODS:
-        return await settings_page(visit, error="Choose a budget period from the list.")
+    typed = KeyForm.of(form)
+    max_credits = _check_key_form(typed)
+    if typed.errors:
+        return await settings_page(visit, key_form=typed)
+    days, period = EXPIRY_CHOICES[typed.expires], BUDGET_PERIODS[typed.budget_period]
     plain, prefix, key_hash = generate_key()
     async with visit.services.db.session() as session:
-        if scope:
+        if typed.agents:
             callable_ids = {
                 a.id for a in await agent_repo.list_callable(session, visit.me.id, visit.me.role)
             }
-            if not set(scope) <= callable_ids:
-                return await settings_page(
-                    visit, error="The scope may only name agents you can call."
-                )
+            if not set(typed.agents) <= callable_ids:
+                typed.errors["agents"] = "The scope may only name agents you can call."
+                return await settings_page(visit, key_form=typed)
         await key_repo.create(
             session,
             user_id=visit.me.id,
-            name=name,
+            name=typed.name,
             prefix=prefix,
             key_hash=key_hash,
             expires_at=utcnow() + timedelta(days=days) if days else None,
-            agent_scope=scope,
+            agent_scope=typed.agents or None,
             max_credits=max_credits,
-            budget_period=BUDGET_PERIODS[period] if max_credits is not None else None,
+            budget_period=period if max_credits is not None else None,
         )
     response = redirect(visit, "/settings/keys?notice=created")
     sealed = _reveal_box(visit).encrypt(f"{visit.me.id}:{plain}".encode()).decode()

@@ -6,12 +6,15 @@ form that fails is shown again without the value typed into it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from fastapi import APIRouter
 from starlette.responses import Response
 
 from agenthost.errors import InvalidRequest
 from agenthost.runtime.mcp_headers import servers_by_secret
-from agenthost.web.context import FormDep, UserDep, Visit, field, redirect, render
+from agenthost.web.context import FormDep, UserDep, Visit, redirect, render
+from agenthost.web.context import field as form_field
 from agenthost.web.errors import forbidden, not_found
 
 router = APIRouter()
@@ -23,7 +26,15 @@ def _require_use(visit: Visit) -> None:
         raise forbidden("Remote agent access is not enabled for your role.")
 
 
-async def secrets_page(visit: Visit, error: str | None = None) -> Response:
+@dataclass(slots=True)
+class SecretForm:
+    """The form as typed, without the value (never shown back), and its field errors."""
+
+    name: str = ""
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+async def secrets_page(visit: Visit, typed: SecretForm | None = None) -> Response:
     secrets = await visit.services.user_secrets.describe(visit.me.id)
     wanted = servers_by_secret(
         visit.services.settings.mcp_servers, exclude={s.name for s in secrets}
@@ -31,8 +42,8 @@ async def secrets_page(visit: Visit, error: str | None = None) -> Response:
     return render(
         visit,
         "secrets.html",
-        status=400 if error else 200,
-        error=error,
+        status=400 if typed and typed.errors else 200,
+        secret_form=typed or SecretForm(),
         secrets=secrets,
         wanted_secrets=wanted,
     )
@@ -49,10 +60,12 @@ async def set_secret(visit: UserDep, form: FormDep) -> Response:
     _require_use(visit)
     raw = form.get("value")
     value = raw if isinstance(raw, str) else ""
+    typed = SecretForm(name=form_field(form, "name"))
     try:
-        await visit.services.user_secrets.put(visit.me.id, field(form, "name"), value)
+        await visit.services.user_secrets.put(visit.me.id, typed.name, value)
     except InvalidRequest as exc:
-        return await secrets_page(visit, error=exc.message)
+        typed.errors[exc.param or "value"] = exc.message
+        return await secrets_page(visit, typed)
     return redirect(visit, f"{PAGE}?notice=saved")
 
 
