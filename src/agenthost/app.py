@@ -140,7 +140,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         scrape = metrics_endpoint(settings.observability.metrics)
         app.add_api_route("/metrics", scrape, methods=["GET"], include_in_schema=False)
 
-    app.add_middleware(BodyLimit, max_bytes=settings.limits.max_body_bytes)
+    app.add_middleware(
+        BodyLimit, max_bytes=settings.limits.max_body_bytes, page_max_bytes=web.FORM_MAX_BYTES
+    )
     app.open_fast_lane(
         {
             f"{API_PREFIX}/chat/completions": chat.create_chat_completion,

@@ -4,7 +4,7 @@ AgentHostError
 ├── ConfigError                  bad configuration; the server refuses to start
 ├── CallerError                  the caller's fault
 │   ├── InvalidRequest           malformed or unsupported input (param names the field)
-│   ├── RequestTooLarge
+│   ├── RequestTooLarge          carries the limit in bytes
 │   ├── AuthenticationFailed     missing, bad, revoked or expired key
 │   ├── PermissionDenied         the key's role may not do this
 │   ├── NotFound                 unknown (or invisible) agent, response, …
@@ -47,6 +47,10 @@ class InvalidRequest(CallerError):
 
 class RequestTooLarge(CallerError):
     code = "request_too_large"
+
+    def __init__(self, message: str, *, limit: int | None = None):
+        super().__init__(message)
+        self.limit = limit  # bytes, when known
 
 
 class AuthenticationFailed(CallerError):

@@ -18,6 +18,7 @@ from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.routing import Match
+from starlette.types import Scope
 
 from agenthost import errors
 from agenthost.protocols.errors import describe, error_payload, internal_error, invalid_body
@@ -67,8 +68,12 @@ def json_error(
     return Response(orjson.dumps(payload), status, headers, media_type="application/json")
 
 
-def _domain_error(_: Request, exc: Exception) -> Response:
+def _domain_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, errors.AgentHostError)
+    if isinstance(exc, errors.RequestTooLarge) and exc.limit:
+        page = too_large_page(request.scope)
+        if page is not None:  # a form post whose body was counted as it came
+            return page(request, exc.limit)
     status, payload = describe(exc)
     headers = None
     if isinstance(exc, errors.RateLimited):
@@ -109,12 +114,28 @@ _API_LIKE = ("/api/", "/v1/", "/v2/", "/openai/")
 _API_ENDINGS = ("/chat/completions", "/responses", "/models", "/completions", "/embeddings")
 
 
+def api_like(path: str) -> bool:
+    """An API path, or one an SDK with a wrong base URL sends: answered in JSON."""
+    return path.startswith(_API_LIKE) or path.rstrip("/").endswith(_API_ENDINGS)
+
+
+# The web layer's HTML page for a body over the limit (`app.state.html_too_large`).
+TooLargePage = Callable[[Request, int], Response]
+
+
+def too_large_page(scope: Scope) -> TooLargePage | None:
+    """The 413 page for a web path, or None (API paths, or an app without web pages)."""
+    if scope["type"] != "http" or api_like(scope["path"]):
+        return None
+    found = getattr(getattr(scope.get("app"), "state", None), "html_too_large", None)
+    return found if callable(found) else None
+
+
 def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     html_error = getattr(request.app.state, "html_error", None)
     path = request.url.path
-    api_like = path.startswith(_API_LIKE) or path.rstrip("/").endswith(_API_ENDINGS)
-    if html_error is not None and not api_like:
+    if html_error is not None and not api_like(path):
         # Web pages get HTML error pages; the API keeps its JSON shape.
         response: Response = html_error(request, exc.status_code)
         return response

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from agenthost.web.context import csrf_guard
-from agenthost.web.errors import WebError, handle_web_error, html_error
+from agenthost.web.errors import WebError, handle_web_error, html_error, too_large
 from agenthost.web.views import (
     admin,
     admin_audit,
@@ -26,6 +26,10 @@ from agenthost.web.views import (
 )
 
 STATIC = Path(__file__).parent / "static"
+# The body limit of web pages (a smaller one of `limits.max_body_bytes` wins). The largest
+# valid form, 100,000 characters of instructions, is about 120 KB as a browser encodes
+# English text and under 1 MB for any text of 3-byte characters.
+FORM_MAX_BYTES = 1_048_576
 
 
 def build_router() -> APIRouter:
@@ -56,3 +60,4 @@ def install(app: FastAPI) -> None:
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_exception_handler(WebError, handle_web_error)
     app.state.html_error = html_error
+    app.state.html_too_large = too_large
