@@ -9,7 +9,7 @@ from agenthost.storage.models import Agent
 from agenthost.storage.repositories import agent_edits, groups
 from agenthost.storage.repositories import agents as agent_repo
 from agenthost.storage.repositories import users as user_repo
-from agenthost.web import agent_form
+from agenthost.web import agent_form, share_form
 from agenthost.web.context import FormDep, UserDep, Visit, field, redirect, render
 from agenthost.web.errors import forbidden, not_found
 
@@ -100,7 +100,7 @@ async def _detail(
     agent: Agent,
     data: agent_form.AgentInput | None = None,
     status: int = 200,
-    share_error: str | None = None,
+    share: share_form.ShareInput | None = None,
 ) -> Response:
     async with visit.services.db.session() as session:
         grants = await agent_repo.list_grants(session, agent.id)
@@ -122,7 +122,7 @@ async def _detail(
         known_params=agent_form.KNOWN_PARAMS,
         roles=user_repo.ROLES,
         group_names=group_names,
-        share_error=share_error,
+        share=share or share_form.ShareInput(),
     )
 
 
@@ -163,40 +163,28 @@ async def delete_agent(agent_id: str, visit: UserDep) -> Response:
     return redirect(visit, "/agents?notice=deleted")
 
 
-async def _grant_target(visit: Visit, kind: str, subject: str) -> tuple[str, str]:
-    """Check the role's share/public permission and resolve the subject to store."""
-    if kind == "public":
-        if not visit.perms.public:
-            raise forbidden("Your role may not share agents with everyone.")
-        return "public", "*"
-    if not visit.perms.share:
-        raise forbidden("Your role may not share agents.")
-    if kind == "role" and subject in user_repo.ROLES:
-        return "role", subject
-    if kind == "user":
-        async with visit.services.db.session() as session:
-            user = await user_repo.get_by_email(session, subject)
-        if user is not None:
-            return "user", user.id
-    if kind == "group":
-        async with visit.services.db.session() as session:  # the picker sends the id
-            group = await groups.get(session, subject) or await groups.get_by_name(session, subject)
-        if group is not None:
-            return "group", group.id
-        raise ValueError("Choose an existing group.")
-    raise ValueError("Name an existing user's email or a role.")
-
-
 @router.post("/agents/{agent_id}/shares")
 async def add_share(agent_id: str, visit: UserDep, form: FormDep) -> Response:
     agent = await _editable(visit, agent_id)
+    typed = share_form.ShareInput(kind=field(form, "kind"), subject=field(form, "subject"))
+    services = visit.services
+    wait = await share_form.admit(services, visit.me.id)  # counted before the lookup
+    if wait is not None:
+        await share_form.record_alone(services, agent, typed, share_form.RATE_LIMITED)
+        typed.error = share_form.wait_message(wait)
+        page = await _detail(visit, agent, status=429, share=typed)
+        page.headers["retry-after"] = str(int(wait) + 1)
+        return page
     try:
-        kind, subject = await _grant_target(visit, field(form, "kind"), field(form, "subject"))
-    except ValueError as exc:
-        return await _detail(visit, agent, status=400, share_error=str(exc))
-    async with visit.services.db.session() as session:
+        kind, subject = await share_form.grant_target(visit, typed)
+    except share_form.ShareRefused as exc:
+        await share_form.record_alone(services, agent, typed, exc.outcome)
+        typed.error = exc.message
+        return await _detail(visit, agent, status=400, share=typed)
+    async with services.db.session() as session:
         await agent_repo.add_grant(session, agent_id, kind, subject)
-    visit.services.access.invalidate(agent_id)
+        share_form.record(session, agent, typed, share_form.SHARED)
+    services.access.invalidate(agent_id)
     return redirect(visit, f"/agents/{agent_id}?notice=saved#sharing")
 
 
