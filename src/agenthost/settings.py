@@ -85,7 +85,7 @@ class BalanceSettings(_Section):
 class ProviderSettings(_Section):
     """One upstream. `openai` covers every OpenAI-compatible server."""
 
-    type: Literal["openai", "azure_openai", "anthropic", "local", "scripted"]
+    type: Literal["openai", "azure_openai", "anthropic", "google", "local", "scripted"]
     base_url: str | None = None
     endpoint: str | None = Field(None, description="azure_openai: https://NAME.openai.azure.com")
     api_version: str | None = Field(None, description="azure_openai: the api-version query")

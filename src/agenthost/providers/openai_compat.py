@@ -47,7 +47,7 @@ _MAX_CONNECTIONS = 1024
 _KEEPALIVE_SECONDS = 30.0
 
 
-def _arrived_before_break(reader: aiohttp.StreamReader) -> bytes:
+def arrived_before_break(reader: aiohttp.StreamReader) -> bytes:
     """The bytes still buffered in a reader whose connection broke. aiohttp raises the
     break before handing them over (even from `read_nowait`), so they are taken from
     its buffer directly: a cut stream keeps every token the upstream delivered."""
@@ -263,7 +263,7 @@ class OpenAICompatProvider(Provider):
         except aiohttp.ClientError:
             # A broken connection: hand over what arrived before the break, then end
             # (judged by the caller: a stream that lacks its end).
-            return _arrived_before_break(response.content) or None
+            return arrived_before_break(response.content) or None
         return chunk or None
 
     async def _drain(self, response: aiohttp.ClientResponse, deadline: float) -> None:

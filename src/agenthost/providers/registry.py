@@ -29,6 +29,10 @@ def build_provider(name: str, config: ProviderSettings) -> Provider:
         from agenthost.providers.anthropic import AnthropicProvider
 
         return AnthropicProvider(name, config)
+    if config.type == "google":
+        from agenthost.providers.gemini import GeminiProvider
+
+        return GeminiProvider(name, config)
     raise ConfigError(f"config error: providers.{name}.type: unknown type {config.type!r}")
 
 

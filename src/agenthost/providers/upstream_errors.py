@@ -8,7 +8,9 @@ from agenthost.errors import ProviderError, UpstreamTimeout, UpstreamUnavailable
 
 MAX_DETAIL = 500
 # Anything shaped like an API key (ours or the upstream's) is masked in messages.
-_KEYLIKE = re.compile(r"\b(sk|sk-ant|pk|rk|key)-[A-Za-z0-9_\-*.]{6,}", re.IGNORECASE)
+_KEYLIKE = re.compile(
+    r"\b(sk|sk-ant|pk|rk|key)-[A-Za-z0-9_\-*.]{6,}|\b(?-i:AIza)[A-Za-z0-9_\-]{20,}", re.IGNORECASE
+)
 
 
 def redact(text: str, api_key: str | None) -> str:

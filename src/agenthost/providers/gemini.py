@@ -1,0 +1,206 @@
+"""Google's Gemini API (`type: google`): `POST {base_url}/models/{model}:streamGenerateContent
+?alt=sse`, the key in an `x-goog-api-key` header (never in the URL, so never in a log line
+that prints one).
+
+One pooled keep-alive aiohttp session per provider, as for the OpenAI-compatible
+upstreams. Calls always stream; refused, overloaded or 5xx calls are retried only before
+the first event reaches the caller, within `timeout_seconds`;
+`first_token_timeout_seconds` is the socket read timeout. Gemini answers a bad key with
+400 `API_KEY_INVALID`, reported here as rejected credentials like a 401.
+
+Request building lives in `gemini_request`, stream decoding in `gemini_stream`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import AsyncExitStack, aclosing
+from urllib.parse import quote
+
+import aiohttp
+import orjson
+from yarl import URL
+
+from agenthost.conversation import ModelRequest
+from agenthost.errors import ConfigError, ProviderError, UpstreamTimeout, UpstreamUnavailable
+from agenthost.events import ModelEvent
+from agenthost.providers.base import Provider, ProviderHealth
+from agenthost.providers.gemini_request import SignatureMemory, build_body
+from agenthost.providers.gemini_stream import GeminiStream, error_detail, key_rejected
+from agenthost.providers.openai_compat import arrived_before_break, env_proxy
+from agenthost.providers.retry import stream_with_retries
+from agenthost.providers.upstream_errors import redact, status_error
+from agenthost.settings import ProviderSettings
+
+DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com/v1beta"
+_HEALTH_TIMEOUT = 5.0
+_MAX_CONNECTIONS = 1024
+_KEEPALIVE_SECONDS = 30.0
+
+
+class GeminiProvider(Provider):
+    """Gemini models. `supports_json_schema()` stays True: the schema is sent as
+    `responseJsonSchema` and the API constrains the output to it."""
+
+    system = "gcp.gemini"
+    bounds_waits = True
+
+    def __init__(self, name: str, config: ProviderSettings) -> None:
+        super().__init__(name)
+        self._config = config
+        base_url = (config.base_url or DEFAULT_BASE_URL).rstrip("/")
+        if URL(base_url).scheme not in ("http", "https") or not URL(base_url).host:
+            raise ConfigError(
+                f"config error: providers.{name}.base_url: {base_url!r} is not an http(s) URL"
+            )
+        self._base_url = base_url
+        self._proxy, proxy_auth = env_proxy(URL(base_url))
+        tunnelled = URL(base_url).scheme == "https"
+        self._proxy_headers = proxy_auth if tunnelled and proxy_auth else None
+        self._api_key = config.api_key.get_secret_value() if config.api_key else None
+        self._read_timeout = config.first_token_timeout_seconds
+        headers = {"Accept": "text/event-stream", "Content-Type": "application/json"}
+        if self._api_key:
+            headers["x-goog-api-key"] = self._api_key
+        if not tunnelled:
+            headers.update(proxy_auth)
+        headers.update(config.headers)
+        self._headers = headers
+        self._session: aiohttp.ClientSession | None = None
+        self._signatures = SignatureMemory()
+
+    def _client(self) -> aiohttp.ClientSession:
+        # Made on first use: a session belongs to the event loop that creates it.
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(
+                    limit=_MAX_CONNECTIONS, keepalive_timeout=_KEEPALIVE_SECONDS
+                ),
+                timeout=aiohttp.ClientTimeout(
+                    total=None,
+                    sock_connect=self._config.connect_timeout_seconds,
+                    sock_read=self._config.first_token_timeout_seconds,
+                ),
+            )
+        return self._session
+
+    def _url_for(self, model: str) -> str:
+        # Agents may name the model as Google lists it ("models/gemini-2.5-flash").
+        name = quote(model.removeprefix("models/"), safe="")
+        return f"{self._base_url}/models/{name}:streamGenerateContent?alt=sse"
+
+    async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
+        body = orjson.dumps(build_body(request, self._signatures))
+        url = self._url_for(request.model)
+        async with aclosing(
+            stream_with_retries(
+                lambda deadline: self._attempt(url, body, deadline),
+                max_retries=self._config.max_retries,
+                timeout_seconds=self._config.timeout_seconds,
+                deadline=request.deadline,
+            )
+        ) as events:
+            async for event in events:
+                yield event
+
+    async def _attempt(
+        self, url: str, body: bytes, deadline: float
+    ) -> AsyncGenerator[ModelEvent, None]:
+        state = GeminiStream()
+        emitted = False
+        # Leaving this block (the caller went away) closes the response: the upstream
+        # connection is dropped, which cancels the generation.
+        async with AsyncExitStack() as stack:
+            response = await self._open(stack, url, body, deadline)
+            buffer = b""
+            while True:
+                chunk = await self._next_chunk(response, deadline)
+                # At the end, a newline flushes a last line that lacked one.
+                lines = (buffer + (b"\n" if chunk is None else chunk)).split(b"\n")
+                buffer = lines.pop()
+                for line in lines:
+                    for event in state.feed_line(line.strip()):
+                        emitted = True
+                        yield event
+                if chunk is None:
+                    break
+            if state.finish is None:
+                # Before any output a broken stream is worth a retry; after, it is cut.
+                if not emitted:
+                    raise UpstreamUnavailable(f"upstream {self.name} closed before any output")
+                raise ProviderError(f"upstream {self.name} stream ended early (no finishReason)")
+        for call_id, signature in state.signatures.items():
+            self._signatures.remember(call_id, signature)
+        for event in state.end():
+            yield event
+
+    async def _open(
+        self, stack: AsyncExitStack, url: str, body: bytes, deadline: float
+    ) -> aiohttp.ClientResponse:
+        try:
+            async with asyncio.timeout_at(deadline):
+                response = await stack.enter_async_context(
+                    self._client().post(
+                        url,
+                        data=body,
+                        headers=self._headers,
+                        proxy=self._proxy,
+                        proxy_headers=self._proxy_headers,
+                    )
+                )
+                failed = response.status >= 400
+                not_streaming = "json" in response.headers.get("content-type", "")
+                content = await response.read() if failed or not_streaming else b""
+        except TimeoutError as exc:  # aiohttp's own timeouts are TimeoutErrors too
+            raise UpstreamTimeout(f"upstream {self.name} did not answer in time") from exc
+        except aiohttp.ClientError as exc:
+            reason = self._redact(str(exc) or type(exc).__name__)
+            raise UpstreamUnavailable(f"cannot reach upstream {self.name}: {reason}") from exc
+        if failed:
+            raise self._status_error(response.status, content)
+        if not_streaming:
+            detail = self._redact(error_detail(content))
+            raise ProviderError(f"upstream {self.name} did not stream: {detail}")
+        return response
+
+    async def _next_chunk(self, response: aiohttp.ClientResponse, deadline: float) -> bytes | None:
+        """The next body bytes, or None at the end (or when the connection broke)."""
+        try:
+            async with asyncio.timeout_at(deadline):
+                chunk = await response.content.readany()
+        except TimeoutError as exc:
+            raise UpstreamTimeout(f"upstream {self.name} stopped sending in time") from exc
+        except aiohttp.ClientError:
+            # A broken connection: keep what arrived before the break, then end (judged
+            # by the caller: a stream without its finishReason).
+            return arrived_before_break(response.content) or None
+        return chunk or None
+
+    def _status_error(self, status: int, content: bytes) -> ProviderError:
+        if status == 400 and key_rejected(content):
+            status = 401
+        return status_error(self.name, status, self._redact(error_detail(content)))
+
+    def _redact(self, text: str) -> str:
+        return redact(text, self._api_key)
+
+    async def health(self) -> ProviderHealth:
+        try:
+            get = self._client().get(
+                f"{self._base_url}/models?pageSize=1",
+                headers=self._headers,
+                timeout=aiohttp.ClientTimeout(total=_HEALTH_TIMEOUT),
+                proxy=self._proxy,
+                proxy_headers=self._proxy_headers,
+            )
+            async with get as response:
+                status = response.status
+        except Exception as exc:  # health reports, it never raises
+            return ProviderHealth(ok=False, detail=f"unreachable: {type(exc).__name__}")
+        return ProviderHealth(ok=status == 200, detail="ok" if status == 200 else f"HTTP {status}")
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            session, self._session = self._session, None
+            await session.close()
