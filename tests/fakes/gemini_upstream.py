@@ -19,6 +19,8 @@ Directive lines in the last user turn's text choose the answer:
     !cached N            usageMetadata.cachedContentTokenCount = N (inside promptTokenCount)
     !http STATUS         that status with Google's error body (its message quotes the key)
     !cut                 close the connection after two text frames, without finishReason
+    !error               after two text frames, Google's error object as a frame, then end
+    !blocked             the prompt refused: promptFeedback.blockReason SAFETY, no candidates
     !finish REASON       that finishReason (e.g. SAFETY, MAX_TOKENS)
 
 When the last user turn carries functionResponse parts it answers
@@ -75,6 +77,8 @@ class Plan:
     cached: int = 0
     status: int | None = None
     cut: bool = False
+    error: bool = False
+    blocked: bool = False
     paced: bool = False
     finish: str = "STOP"
     prompt_tokens: int = 0
@@ -122,8 +126,8 @@ def plan_for(body: dict[str, Any]) -> Plan:
             plan.cached = int(arg)
         elif word == "!http":
             plan.status = int(arg)
-        elif word == "!cut":
-            plan.cut = True
+        elif word in ("!cut", "!error", "!blocked"):
+            setattr(plan, word[1:], True)
         elif word == "!finish":
             plan.finish = arg
     if results:
@@ -171,6 +175,9 @@ def _call_parts(plan: Plan) -> list[dict[str, Any]]:
 
 def frames(model: str, plan: Plan) -> list[dict[str, Any]]:
     """The streamed responses: thought, words, calls; the last carries finishReason."""
+    if plan.blocked:
+        usage = {"promptTokenCount": plan.prompt_tokens, "totalTokenCount": plan.prompt_tokens}
+        return [{"promptFeedback": {"blockReason": "SAFETY"}, "usageMetadata": usage}]
     out = []
     if plan.thought:
         out.append(
@@ -220,8 +227,12 @@ class SseStream(Response):
 
     async def _produce(self, send: Send) -> bool:
         for number, data in enumerate(frames(self.model, self.plan)):
-            if self.plan.cut and number == 2:
-                return False
+            if (self.plan.cut or self.plan.error) and number == 2:
+                if self.plan.error:
+                    failure = {"code": 500, "message": "fake failure", "status": "INTERNAL"}
+                    frame = b"data: " + orjson.dumps({"error": failure}) + b"\r\n\r\n"
+                    await send({"type": "http.response.body", "body": frame, "more_body": True})
+                return self.plan.error  # after an error frame the body ends properly
             frame = b"data: " + orjson.dumps(data) + b"\r\n\r\n"
             await send({"type": "http.response.body", "body": frame, "more_body": True})
             await asyncio.sleep(0.02 if self.plan.paced else 0)

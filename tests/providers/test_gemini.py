@@ -308,6 +308,9 @@ def test_a_safety_stop_is_a_content_filter_finish(gemini: Gemini) -> None:
     assert reply.choices[0].finish_reason == "content_filter"
     cut = gemini.ask("!text one two three\n!finish MAX_TOKENS")
     assert cut.choices[0].finish_reason == "length"
+    blocked = gemini.ask("!blocked")
+    assert blocked.choices[0].finish_reason == "content_filter"
+    assert not blocked.choices[0].message.content
 
 
 @pytest.mark.parametrize("mode", ["chat-json", "responses-sse"])
@@ -342,18 +345,21 @@ def test_rejected_or_missing_keys_are_credentials_errors(gemini: Gemini, provide
     assert "AIzaSyWrong" not in gemini.server.log()
 
 
+@pytest.mark.parametrize("fault", ["cut", "error"])
 @pytest.mark.parametrize("mode", ["chat-sse", "responses-sse"])
-def test_a_cut_stream_ends_with_the_protocol_error(gemini: Gemini, mode: str) -> None:
+def test_a_stream_failing_midway_ends_with_the_protocol_error(
+    gemini: Gemini, mode: str, fault: str
+) -> None:
     word = marker()
     before = ledger(gemini.server, EMAIL)
-    out = call(gemini.server.api, gemini.key, mode, gemini.agent, f"{word}\n!cut")
+    out = call(gemini.server.api, gemini.key, mode, gemini.agent, f"{word}\n!{fault}")
     assert out.status == 200 and out.ended_properly, "never a silent close"
     assert out.text == "Hello from"
     assert out.stream_error is not None and out.stream_error["code"] == "upstream_error"
     if mode.startswith("responses"):
         assert out.events[-2:] == ["error", "response.failed"]
-    records = wait_outcomes(gemini.root, word, {"cut"})
-    assert [r["outcome"] for r in records] == ["cut"], "a partial answer is never replayed"
+    records = wait_outcomes(gemini.root, word, {"cut", "done"})
+    assert len(records) == 1, "a partial answer is never replayed"
     after = settled_ledger(gemini.server, EMAIL, before, 1)
     assert len(after.since(before)) == 1  # what was generated is charged once
     assert_consistent(before, after)
