@@ -19,7 +19,8 @@ Directive lines in the last user turn's text choose the answer:
     !cached N            usageMetadata.cachedContentTokenCount = N (inside promptTokenCount)
     !http STATUS         that status with Google's error body (its message quotes the key)
     !cut                 close the connection after two text frames, without finishReason
-    !error               after two text frames, Google's error object as a frame, then end
+    !error [AT]          Google's error object (code 500) as frame AT (default 2, after two
+                         text frames), then the body ends; 0 sends it first, with code 503
     !blocked             the prompt refused: promptFeedback.blockReason SAFETY, no candidates
     !finish REASON       that finishReason (e.g. SAFETY, MAX_TOKENS)
 
@@ -77,7 +78,7 @@ class Plan:
     cached: int = 0
     status: int | None = None
     cut: bool = False
-    error: bool = False
+    error_at: int | None = None
     blocked: bool = False
     paced: bool = False
     finish: str = "STOP"
@@ -126,8 +127,10 @@ def plan_for(body: dict[str, Any]) -> Plan:
             plan.cached = int(arg)
         elif word == "!http":
             plan.status = int(arg)
-        elif word in ("!cut", "!error", "!blocked"):
+        elif word in ("!cut", "!blocked"):
             setattr(plan, word[1:], True)
+        elif word == "!error":
+            plan.error_at = int(arg or 2)
         elif word == "!finish":
             plan.finish = arg
     if results:
@@ -227,12 +230,14 @@ class SseStream(Response):
 
     async def _produce(self, send: Send) -> bool:
         for number, data in enumerate(frames(self.model, self.plan)):
-            if (self.plan.cut or self.plan.error) and number == 2:
-                if self.plan.error:
-                    failure = {"code": 500, "message": "fake failure", "status": "INTERNAL"}
-                    frame = b"data: " + orjson.dumps({"error": failure}) + b"\r\n\r\n"
-                    await send({"type": "http.response.body", "body": frame, "more_body": True})
-                return self.plan.error  # after an error frame the body ends properly
+            if self.plan.cut and number == 2:
+                return False
+            if self.plan.error_at == number:
+                code = 503 if number == 0 else 500
+                failure = {"code": code, "message": "fake failure", "status": STATUSES[code]}
+                frame = b"data: " + orjson.dumps({"error": failure}) + b"\r\n\r\n"
+                await send({"type": "http.response.body", "body": frame, "more_body": True})
+                return True  # after an error frame the body ends properly
             frame = b"data: " + orjson.dumps(data) + b"\r\n\r\n"
             await send({"type": "http.response.body", "body": frame, "more_body": True})
             await asyncio.sleep(0.02 if self.plan.paced else 0)

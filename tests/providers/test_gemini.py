@@ -355,7 +355,9 @@ def test_a_stream_failing_midway_ends_with_the_protocol_error(
     out = call(gemini.server.api, gemini.key, mode, gemini.agent, f"{word}\n!{fault}")
     assert out.status == 200 and out.ended_properly, "never a silent close"
     assert out.text == "Hello from"
-    assert out.stream_error is not None and out.stream_error["code"] == "upstream_error"
+    # A cut is an incomplete answer; Google's error object keeps its class (500: unavailable).
+    code = "upstream_error" if fault == "cut" else "upstream_unavailable"
+    assert out.stream_error is not None and out.stream_error["code"] == code
     if mode.startswith("responses"):
         assert out.events[-2:] == ["error", "response.failed"]
     records = wait_outcomes(gemini.root, word, {"cut", "done"})
@@ -363,6 +365,14 @@ def test_a_stream_failing_midway_ends_with_the_protocol_error(
     after = settled_ledger(gemini.server, EMAIL, before, 1)
     assert len(after.since(before)) == 1  # what was generated is charged once
     assert_consistent(before, after)
+
+
+def test_an_error_frame_before_any_output_is_retried(gemini: Gemini) -> None:
+    word = marker()
+    out = call(gemini.server.api, gemini.key, "chat-sse", gemini.agent, f"{word}\n!error 0")
+    assert out.status == 503 and out.http_error is not None
+    assert "UNAVAILABLE: fake failure" in out.http_error["message"]
+    assert len(wait_outcomes(gemini.root, word, {"done"})) == 2  # max_retries: 1
 
 
 def test_the_key_never_reaches_the_server_log(gemini: Gemini) -> None:

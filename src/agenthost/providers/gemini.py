@@ -107,7 +107,7 @@ class GeminiProvider(Provider):
     async def _attempt(
         self, url: str, body: bytes, deadline: float
     ) -> AsyncGenerator[ModelEvent, None]:
-        state = GeminiStream()
+        state = GeminiStream(self.name, self._api_key)
         emitted = False
         # Leaving this block (the caller went away) closes the response: the upstream
         # connection is dropped, which cancels the generation.

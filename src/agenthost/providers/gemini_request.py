@@ -14,7 +14,9 @@ reference documents them).
 - `reasoning_effort` sets a thinking budget with thought summaries on. Gemini's
   `maxOutputTokens` counts thinking too, so the budget is at most half the cap.
 - Gemini 3 wants the `thoughtSignature` it gave with a function call back on replay:
-  `SignatureMemory` keeps them by call id.
+  `SignatureMemory` keeps them by call id. When one is not known (the call was answered
+  by another worker, before a restart, or by another model), a Gemini 3 call gets the
+  stand-in Google documents for that case, which skips the check.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ from agenthost.errors import InvalidRequest
 DEFAULT_MAX_TOKENS = 4096
 THINKING_BUDGET = {"minimal": 512, "low": 1024, "medium": 8192, "high": 24576, "xhigh": 32768}
 _DATA_URL = re.compile(r"^data:([\w.+-]+/[\w.+-]+);base64,(.*)$", re.DOTALL)
+# Google's documented stand-in for a thought signature that cannot be replayed.
+UNKNOWN_SIGNATURE = "skip_thought_signature_validator"
 _AUDIO_TYPES = {"wav": "audio/wav", "mp3": "audio/mp3", "flac": "audio/flac", "ogg": "audio/ogg"}
 
 
@@ -98,11 +102,14 @@ def _arguments(text: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _model_parts(message: Message, memory: SignatureMemory) -> list[dict[str, Any]]:
+def _model_parts(
+    message: Message, memory: SignatureMemory, validates_signatures: bool
+) -> list[dict[str, Any]]:
     parts: list[dict[str, Any]] = []
     text = message.text()
     if text:
         parts.append({"text": text})
+    calls: list[dict[str, Any]] = []
     for call in message.tool_calls:
         part: dict[str, Any] = {
             "functionCall": {"name": call.name, "args": _arguments(call.arguments)}
@@ -110,8 +117,11 @@ def _model_parts(message: Message, memory: SignatureMemory) -> list[dict[str, An
         signature = memory.recall(call.id)
         if signature:
             part["thoughtSignature"] = signature
-        parts.append(part)
-    return parts
+        calls.append(part)
+    # Of parallel calls only the first carries a signature.
+    if validates_signatures and calls and not any("thoughtSignature" in c for c in calls):
+        calls[0]["thoughtSignature"] = UNKNOWN_SIGNATURE
+    return parts + calls
 
 
 def _function_response(message: Message, names: dict[str, str]) -> dict[str, Any]:
@@ -126,9 +136,11 @@ def _function_response(message: Message, names: dict[str, str]) -> dict[str, Any
 
 
 def build_contents(
-    messages: list[Message], memory: SignatureMemory
+    messages: list[Message], memory: SignatureMemory, model: str = ""
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(system instruction parts, contents), same-role turns merged."""
+    """(system instruction parts, contents), same-role turns merged, empty texts left out
+    (the API refuses an empty part)."""
+    validates_signatures = "gemini-3" in model
     system: list[dict[str, Any]] = []
     contents: list[dict[str, Any]] = []
     names: dict[str, str] = {}  # call id -> function name, for the results that follow
@@ -139,11 +151,12 @@ def build_contents(
             continue
         if message.role == "assistant":
             names.update((c.id, c.name) for c in message.tool_calls)
-            role, parts = "model", _model_parts(message, memory)
+            role, parts = "model", _model_parts(message, memory, validates_signatures)
         elif message.role == "tool":
             role, parts = "user", [_function_response(message, names)]
         else:
-            role, parts = "user", [_part(p) for p in message.content]
+            parts = [_part(p) for p in message.content]
+            role, parts = "user", [p for p in parts if p != {"text": ""}]
         if not parts:
             continue
         if contents and contents[-1]["role"] == role:
@@ -220,7 +233,7 @@ def _generation_config(request: ModelRequest) -> dict[str, Any]:
 
 def build_body(request: ModelRequest, memory: SignatureMemory) -> dict[str, Any]:
     """The `generateContent` / `streamGenerateContent` body for `request`."""
-    system, contents = build_contents(request.messages, memory)
+    system, contents = build_contents(request.messages, memory, request.model)
     if not contents:
         raise InvalidRequest("The conversation has no user input.", param="messages")
     body: dict[str, Any] = {"contents": contents}

@@ -13,6 +13,9 @@ its own rate. Thinking is billed as output: output = `candidatesTokenCount` +
 `thoughtsTokenCount`, with the thoughts as `reasoning_tokens`. Counts of zero are left out
 of Google's JSON, so a missing count is 0; a whole missing `usageMetadata` leaves the
 call to the budget's estimate.
+
+An error object sent as a frame is classed by its `code` like an HTTP error, so an
+overloaded or failing upstream that says so before any output is retried.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from agenthost.events import (
     Usage,
     UsageReport,
 )
+from agenthost.providers.upstream_errors import redact, status_error
 
 FINISH_REASONS: dict[str, FinishReason] = {
     "STOP": "stop",
@@ -57,8 +61,11 @@ _MAX_DETAIL = 500
 
 @dataclass(slots=True)
 class GeminiStream:
-    """What one Gemini stream has said so far; `feed_line` returns the events it produces."""
+    """What one Gemini stream has said so far; `feed_line` returns the events it produces.
+    `provider` and `api_key` name the upstream in errors and mask its key in them."""
 
+    provider: str = "google"
+    api_key: str | None = None
     call_count: int = 0
     signatures: dict[str, str] = field(default_factory=dict)  # call id -> thoughtSignature
     usage_metadata: dict[str, Any] | None = None
@@ -82,7 +89,7 @@ class GeminiStream:
 
     def feed(self, data: dict[str, Any]) -> list[ModelEvent]:
         if "error" in data:
-            raise ProviderError(f"upstream failed mid-stream: {error_detail(data)}")
+            raise self._failure(data)
         self.model = data.get("modelVersion") or self.model
         usage = data.get("usageMetadata")
         if isinstance(usage, dict):
@@ -94,6 +101,14 @@ class GeminiStream:
         elif _blocked(data):
             self.finish = "content_filter"  # the prompt itself was refused
         return out
+
+    def _failure(self, data: dict[str, Any]) -> ProviderError:
+        detail = redact(error_detail(data), self.api_key)
+        error = data["error"]
+        code = error.get("code") if isinstance(error, dict) else None
+        kind = type(status_error(self.provider, code, "")) if isinstance(code, int) else None
+        message = f"upstream {self.provider} failed mid-stream: {detail}"
+        return kind(message, status=code) if kind else ProviderError(message)
 
     def _candidate(self, candidate: dict[str, Any], out: list[ModelEvent]) -> None:
         content = candidate.get("content")
