@@ -82,6 +82,19 @@ class BalanceSettings(_Section):
     )
 
 
+class VertexSettings(_Section):
+    """google: call Gemini through Vertex AI with Google Cloud credentials, not an API key."""
+
+    project: str = Field(pattern=r"^[A-Za-z0-9.:_-]+$", description="the Google Cloud project id")
+    location: str = Field(
+        "global", pattern=r"^[a-z0-9-]+$", description="a region such as us-central1, or global"
+    )
+    credentials_file: str | None = Field(
+        None,
+        description="a service-account JSON key file; unset: Application Default Credentials",
+    )
+
+
 class ProviderSettings(_Section):
     """One upstream. `openai` covers every OpenAI-compatible server."""
 
@@ -123,6 +136,10 @@ class ProviderSettings(_Section):
         False, description="each caller's own key (Settings → Provider keys); no api_key here"
     )
     bill_usage: bool = Field(True, description="false: usage is recorded but not charged")
+
+    vertex: VertexSettings | None = Field(
+        None, description="google: Vertex AI's project, location and credentials"
+    )
 
     @model_validator(mode="after")
     def _user_provided_has_no_key(self) -> ProviderSettings:

@@ -10,6 +10,12 @@ it answers 403 PERMISSION_DENIED; with `--key` set, another key gets Google's 40
 INVALID_ARGUMENT with reason API_KEY_INVALID. Errors use Google's body
 `{"error": {"code", "message", "status"}}`.
 
+Vertex AI's address is served too: `POST /v1/projects/{project}/locations/{location}/
+publishers/google/models/{model}:streamGenerateContent` wants `Authorization: Bearer` with
+a token from `POST /token`, an OAuth token endpoint for service accounts (JWT bearer grant;
+the assertion's claims are read, not verified, and recorded; an issuer starting with
+"refused" gets 400 invalid_grant); another token gets 401 UNAUTHENTICATED.
+
 Directive lines in the last user turn's text choose the answer:
 
     !text SOME TEXT      fixed reply (default "Hello from fake gemini"), a frame per word
@@ -41,6 +47,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import jwt
 import orjson
 import uvicorn
 from starlette.applications import Starlette
@@ -51,6 +58,7 @@ from starlette.types import Receive, Scope, Send
 
 DEFAULT_REPLY = "Hello from fake gemini"
 REQUESTS: collections.deque[dict[str, Any]] = collections.deque(maxlen=200)
+TOKENS: set[str] = set()  # access tokens issued by /token
 STATUSES = {
     400: "INVALID_ARGUMENT",
     401: "UNAUTHENTICATED",
@@ -284,7 +292,23 @@ def _refusal(request: Request) -> Response | None:
     return None
 
 
+def _vertex_refusal(request: Request) -> Response | None:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme != "Bearer" or token not in TOKENS:
+        message = "Request had invalid authentication credentials. Expected OAuth 2 access token."
+        return error(401, message)
+    return None
+
+
 async def generate(request: Request) -> Response:
+    return await _generate(request, _refusal)
+
+
+async def vertex_generate(request: Request) -> Response:
+    return await _generate(request, _vertex_refusal)
+
+
+async def _generate(request: Request, check: Any) -> Response:
     model, _, method = request.path_params["target"].partition(":")
     record: dict[str, Any] = {
         "path": request.url.path,
@@ -293,7 +317,7 @@ async def generate(request: Request) -> Response:
         "outcome": "pending",
     }
     REQUESTS.append(record)
-    refused = _refusal(request)
+    refused = check(request)
     if refused is not None:
         record["outcome"] = f"http_{refused.status_code}"
         return refused
@@ -317,6 +341,18 @@ async def generate(request: Request) -> Response:
     return SseStream(model, plan, record)
 
 
+async def token(request: Request) -> Response:
+    form = await request.form()
+    claims = jwt.decode(str(form.get("assertion")), options={"verify_signature": False})
+    REQUESTS.append({"path": "/token", "grant_type": form.get("grant_type"), "claims": claims})
+    if str(claims.get("iss", "")).startswith("refused"):
+        body = {"error": "invalid_grant", "error_description": "Invalid JWT Signature."}
+        return _json(body, 400)
+    issued = f"ya29.fake-{len(TOKENS)}"
+    TOKENS.add(issued)
+    return _json({"access_token": issued, "expires_in": 3600, "token_type": "Bearer"})
+
+
 async def models(request: Request) -> Response:
     refused = _refusal(request)
     if refused is not None:
@@ -335,6 +371,12 @@ app = Starlette(
     routes=[
         Route("/v1beta/models/{target:path}", generate, methods=["POST"]),
         Route("/v1beta/models", models, methods=["GET"]),
+        Route(
+            "/v1/projects/{project}/locations/{location}/publishers/google/models/{target:path}",
+            vertex_generate,
+            methods=["POST"],
+        ),
+        Route("/token", token, methods=["POST"]),
         Route("/_requests", requests_log, methods=["GET", "DELETE"]),
     ]
 )

@@ -8,6 +8,12 @@ the first event reaches the caller, within `timeout_seconds`;
 `first_token_timeout_seconds` is the socket read timeout. Gemini answers a bad key with
 400 `API_KEY_INVALID`, reported here as rejected credentials like a 401.
 
+With `vertex` settings the same calls go to Vertex AI instead:
+`https://{location}-aiplatform.googleapis.com/v1/projects/{project}/locations/{location}/
+publishers/google/models/{model}:streamGenerateContent?alt=sse` (`aiplatform.googleapis.com`
+for `global`; `base_url` replaces the `https://…/v1` root), with an OAuth bearer token from
+`gemini_auth` instead of a key.
+
 Request building lives in `gemini_request`, stream decoding in `gemini_stream`.
 """
 
@@ -26,12 +32,13 @@ from agenthost.conversation import ModelRequest
 from agenthost.errors import ConfigError, ProviderError, UpstreamTimeout, UpstreamUnavailable
 from agenthost.events import ModelEvent
 from agenthost.providers.base import Provider, ProviderHealth
+from agenthost.providers.gemini_auth import VertexCredentials
 from agenthost.providers.gemini_request import SignatureMemory, build_body
 from agenthost.providers.gemini_stream import GeminiStream, error_detail, key_rejected
 from agenthost.providers.openai_compat import arrived_before_break, env_proxy
 from agenthost.providers.retry import stream_with_retries
 from agenthost.providers.upstream_errors import redact, status_error
-from agenthost.settings import ProviderSettings
+from agenthost.settings import ProviderSettings, VertexSettings
 
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com/v1beta"
 _HEALTH_TIMEOUT = 5.0
@@ -49,12 +56,21 @@ class GeminiProvider(Provider):
     def __init__(self, name: str, config: ProviderSettings) -> None:
         super().__init__(name)
         self._config = config
-        base_url = (config.base_url or DEFAULT_BASE_URL).rstrip("/")
+        self._vertex: VertexCredentials | None = None
+        if config.vertex is not None:
+            if config.api_key is not None:
+                raise ConfigError(
+                    f"config error: providers.{name}: set api_key (Gemini API) or vertex "
+                    "(Vertex AI), not both"
+                )
+            self._vertex = VertexCredentials(name, config.vertex)
+        base_url = (config.base_url or _default_base_url(config.vertex)).rstrip("/")
         if URL(base_url).scheme not in ("http", "https") or not URL(base_url).host:
             raise ConfigError(
                 f"config error: providers.{name}.base_url: {base_url!r} is not an http(s) URL"
             )
         self._base_url = base_url
+        self._models_root = base_url + _vertex_path(config.vertex)
         self._proxy, proxy_auth = env_proxy(URL(base_url))
         tunnelled = URL(base_url).scheme == "https"
         self._proxy_headers = proxy_auth if tunnelled and proxy_auth else None
@@ -88,7 +104,7 @@ class GeminiProvider(Provider):
     def _url_for(self, model: str) -> str:
         # Agents may name the model as Google lists it ("models/gemini-2.5-flash").
         name = quote(model.removeprefix("models/"), safe="")
-        return f"{self._base_url}/models/{name}:streamGenerateContent?alt=sse"
+        return f"{self._models_root}/models/{name}:streamGenerateContent?alt=sse"
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
         body = orjson.dumps(build_body(request, self._signatures))
@@ -140,11 +156,14 @@ class GeminiProvider(Provider):
     ) -> aiohttp.ClientResponse:
         try:
             async with asyncio.timeout_at(deadline):
+                headers = self._headers
+                if self._vertex is not None:
+                    headers = {**headers, "Authorization": await self._vertex.authorization()}
                 response = await stack.enter_async_context(
                     self._client().post(
                         url,
                         data=body,
-                        headers=self._headers,
+                        headers=headers,
                         proxy=self._proxy,
                         proxy_headers=self._proxy_headers,
                     )
@@ -186,6 +205,13 @@ class GeminiProvider(Provider):
         return redact(text, self._api_key)
 
     async def health(self) -> ProviderHealth:
+        if self._vertex is not None:
+            # Vertex lists no models per project: a valid token is the check.
+            try:
+                await self._vertex.authorization()
+            except ProviderError as exc:
+                return ProviderHealth(ok=False, detail=exc.message[:200])
+            return ProviderHealth(ok=True, detail="ok")
         try:
             get = self._client().get(
                 f"{self._base_url}/models?pageSize=1",
@@ -204,3 +230,19 @@ class GeminiProvider(Provider):
         if self._session is not None:
             session, self._session = self._session, None
             await session.close()
+
+
+def _default_base_url(vertex: VertexSettings | None) -> str:
+    if vertex is None:
+        return DEFAULT_BASE_URL
+    host = "aiplatform.googleapis.com"
+    if vertex.location != "global":
+        host = f"{quote(vertex.location, safe='')}-{host}"
+    return f"https://{host}/v1"
+
+
+def _vertex_path(vertex: VertexSettings | None) -> str:
+    if vertex is None:
+        return ""
+    project, location = (quote(v, safe="") for v in (vertex.project, vertex.location))
+    return f"/projects/{project}/locations/{location}/publishers/google"
