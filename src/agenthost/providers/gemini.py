@@ -75,7 +75,6 @@ class GeminiProvider(Provider):
         tunnelled = URL(base_url).scheme == "https"
         self._proxy_headers = proxy_auth if tunnelled and proxy_auth else None
         self._api_key = config.api_key.get_secret_value() if config.api_key else None
-        self._read_timeout = config.first_token_timeout_seconds
         headers = {"Accept": "text/event-stream", "Content-Type": "application/json"}
         if self._api_key:
             headers["x-goog-api-key"] = self._api_key
@@ -227,6 +226,8 @@ class GeminiProvider(Provider):
         return ProviderHealth(ok=status == 200, detail="ok" if status == 200 else f"HTTP {status}")
 
     async def aclose(self) -> None:
+        if self._vertex is not None:
+            self._vertex.close()
         if self._session is not None:
             session, self._session = self._session, None
             await session.close()

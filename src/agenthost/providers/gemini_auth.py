@@ -76,3 +76,8 @@ class VertexCredentials:
         except TransportError as exc:
             detail = redact(str(exc), None)
             raise UpstreamUnavailable(f"cannot reach {where}'s token service: {detail}") from exc
+
+    def close(self) -> None:
+        if self._transport is not None:
+            transport, self._transport = self._transport, None
+            transport.session.close()
