@@ -270,6 +270,8 @@ def test_cached_tokens_are_charged_as_cache_reads(gemini: Gemini) -> None:
     micro = words * 300_000 + 1000 * 30_000 + 1 * 2_500_000  # uncached, cached, output
     assert credits == -((micro + 999_999) // 1_000_000)
     assert_consistent(before, after)
+    shown = gemini.server.cli("balance", "show", EMAIL).stdout
+    assert f"{EMAIL}: {after.balance} credits" in shown
 
 
 def test_json_schema_output_is_sent_as_a_response_schema(gemini: Gemini) -> None:
@@ -383,6 +385,30 @@ def test_the_key_never_reaches_the_server_log(gemini: Gemini) -> None:
     log = gemini.server.log()
     assert " 503 " in log and gemini.agent in log  # the failed request was logged
     assert GEMINI_KEY not in log
+
+
+@pytest.mark.parametrize("mode", ["chat", "responses"])
+def test_a_caller_leaving_mid_stream_cancels_the_upstream_request(
+    gemini: Gemini, mode: str
+) -> None:
+    word = marker()
+    prompt = f"{word}\n!tokens 500"  # 10 s of words
+    if mode == "chat":
+        url = f"{gemini.server.api}/chat/completions"
+        body: dict[str, Any] = {"messages": [{"role": "user", "content": prompt}]}
+    else:
+        url, body = f"{gemini.server.api}/responses", {"input": prompt}
+    body |= {"model": gemini.agent, "stream": True}
+    headers = {"Authorization": f"Bearer {gemini.key}"}
+    with httpx.stream("POST", url, json=body, headers=headers, timeout=30) as reply:
+        lines = reply.iter_lines()
+        deltas = 0
+        while deltas < 3:
+            deltas += '"delta"' in next(lines)
+    left = time.monotonic()
+    (record,) = wait_outcomes(gemini.root, word, {"disconnected", "done"})
+    assert record["outcome"] == "disconnected"
+    assert time.monotonic() - left < 3
 
 
 # --- the provider on its own: cancellation and configuration --------------------------
