@@ -136,7 +136,6 @@ class ProviderSettings(_Section):
         False, description="each caller's own key (Settings → Provider keys); no api_key here"
     )
     bill_usage: bool = Field(True, description="false: usage is recorded but not charged")
-
     vertex: VertexSettings | None = Field(
         None, description="google: Vertex AI's project, location and credentials"
     )

@@ -110,7 +110,7 @@ class GeminiProvider(Provider):
         url = self._url_for(request.model)
         async with aclosing(
             stream_with_retries(
-                lambda deadline: self._attempt(url, body, deadline),
+                lambda deadline: self._attempt(url, body, deadline, request.api_key),
                 max_retries=self._config.max_retries,
                 timeout_seconds=self._config.timeout_seconds,
                 deadline=request.deadline,
@@ -120,14 +120,14 @@ class GeminiProvider(Provider):
                 yield event
 
     async def _attempt(
-        self, url: str, body: bytes, deadline: float
+        self, url: str, body: bytes, deadline: float, caller_key: str | None
     ) -> AsyncGenerator[ModelEvent, None]:
-        state = GeminiStream(self.name, self._api_key)
+        state = GeminiStream(self.name, caller_key or self._api_key)
         emitted = False
         # Leaving this block (the caller went away) closes the response: the upstream
         # connection is dropped, which cancels the generation.
         async with AsyncExitStack() as stack:
-            response = await self._open(stack, url, body, deadline)
+            response = await self._open(stack, url, body, deadline, caller_key)
             buffer = b""
             while True:
                 chunk = await self._next_chunk(response, deadline)
@@ -151,11 +151,18 @@ class GeminiProvider(Provider):
             yield event
 
     async def _open(
-        self, stack: AsyncExitStack, url: str, body: bytes, deadline: float
+        self,
+        stack: AsyncExitStack,
+        url: str,
+        body: bytes,
+        deadline: float,
+        caller_key: str | None = None,
     ) -> aiohttp.ClientResponse:
         try:
             async with asyncio.timeout_at(deadline):
                 headers = self._headers
+                if caller_key:  # a user-provided provider: the caller's own key
+                    headers = {**headers, "x-goog-api-key": caller_key}
                 if self._vertex is not None:
                     headers = {**headers, "Authorization": await self._vertex.authorization()}
                 response = await stack.enter_async_context(
