@@ -73,7 +73,14 @@ def serve(
         # per-message compression: its buffers and zlib windows grow per connection.
         ws_max_size=cfg.limits.max_body_bytes + WS_FRAME_SLACK,
         ws_per_message_deflate=False,
+        # Idle keep-alive connections stay open longer than clients and proxies keep theirs
+        # (commonly 60 s): uvicorn's 5 s default closes connections a client is about to
+        # reuse, which it sees as a reset (ReadError) on a request that never arrived.
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )
+
+
+KEEP_ALIVE_SECONDS = 75
 
 
 def worker_warnings(cfg: Settings, workers: int) -> list[str]:
