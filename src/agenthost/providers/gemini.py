@@ -37,6 +37,7 @@ from agenthost.providers.gemini_request import SignatureMemory, build_body
 from agenthost.providers.gemini_stream import GeminiStream, error_detail, key_rejected
 from agenthost.providers.openai_compat import arrived_before_break, env_proxy
 from agenthost.providers.retry import stream_with_retries
+from agenthost.providers.stream_open import open_stream
 from agenthost.providers.upstream_errors import redact, status_error
 from agenthost.settings import ProviderSettings, VertexSettings
 
@@ -158,36 +159,29 @@ class GeminiProvider(Provider):
         deadline: float,
         caller_key: str | None = None,
     ) -> aiohttp.ClientResponse:
-        try:
-            async with asyncio.timeout_at(deadline):
-                headers = self._headers
-                if caller_key:  # a user-provided provider: the caller's own key
-                    headers = {**headers, "x-goog-api-key": caller_key}
-                if self._vertex is not None:
-                    headers = {**headers, "Authorization": await self._vertex.authorization()}
-                response = await stack.enter_async_context(
-                    self._client().post(
-                        url,
-                        data=body,
-                        headers=headers,
-                        proxy=self._proxy,
-                        proxy_headers=self._proxy_headers,
-                    )
-                )
-                failed = response.status >= 400
-                not_streaming = "json" in response.headers.get("content-type", "")
-                content = await response.read() if failed or not_streaming else b""
-        except TimeoutError as exc:  # aiohttp's own timeouts are TimeoutErrors too
-            raise UpstreamTimeout(f"upstream {self.name} did not answer in time") from exc
-        except aiohttp.ClientError as exc:
-            reason = self._redact(str(exc) or type(exc).__name__)
-            raise UpstreamUnavailable(f"cannot reach upstream {self.name}: {reason}") from exc
-        if failed:
-            raise self._status_error(response.status, content)
-        if not_streaming:
-            detail = self._redact(error_detail(content))
-            raise ProviderError(f"upstream {self.name} did not stream: {detail}")
-        return response
+        headers = self._headers
+        if caller_key:  # a user-provided provider: the caller's own key
+            headers = {**headers, "x-goog-api-key": caller_key}
+        if self._vertex is not None:
+            try:
+                async with asyncio.timeout_at(deadline):
+                    token = await self._vertex.authorization()
+            except TimeoutError as exc:
+                raise UpstreamTimeout(f"upstream {self.name} did not answer in time") from exc
+            headers = {**headers, "Authorization": token}
+        return await open_stream(
+            stack,
+            self._client(),
+            url,
+            body=body,
+            headers=headers,
+            deadline=deadline,
+            provider=self.name,
+            redact=self._redact,
+            status_error=self._status_error,
+            proxy=self._proxy,
+            proxy_headers=self._proxy_headers,
+        )
 
     async def _next_chunk(self, response: aiohttp.ClientResponse, deadline: float) -> bytes | None:
         """The next body bytes, or None at the end (or when the connection broke)."""

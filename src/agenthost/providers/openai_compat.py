@@ -36,6 +36,7 @@ from agenthost.providers.base import Provider, ProviderHealth
 from agenthost.providers.openai_compat_request import build_body
 from agenthost.providers.openai_compat_stream import StreamState, error_detail, joined
 from agenthost.providers.retry import stream_with_retries
+from agenthost.providers.stream_open import open_stream
 from agenthost.providers.upstream_errors import redact, status_error
 from agenthost.settings import ProviderSettings
 
@@ -221,32 +222,19 @@ class OpenAICompatProvider(Provider):
     async def _open(
         self, stack: AsyncExitStack, url: str, headers: dict[str, str], body: bytes, deadline: float
     ) -> aiohttp.ClientResponse:
-        try:
-            async with asyncio.timeout_at(deadline):
-                response = await stack.enter_async_context(
-                    self._client().post(
-                        url,
-                        data=body,
-                        headers=headers,
-                        proxy=self._proxy,
-                        proxy_headers=self._proxy_headers,
-                    )
-                )
-                # An error, or JSON where a stream was asked for: small, read it whole.
-                failed = response.status >= 400
-                not_streaming = "json" in response.headers.get("content-type", "")
-                content = await response.read() if failed or not_streaming else b""
-        except TimeoutError as exc:  # aiohttp's own timeouts are TimeoutErrors too
-            raise UpstreamTimeout(f"upstream {self.name} did not answer in time") from exc
-        except aiohttp.ClientError as exc:
-            reason = self._redact(str(exc) or type(exc).__name__)
-            raise UpstreamUnavailable(f"cannot reach upstream {self.name}: {reason}") from exc
-        if failed:
-            raise self._status_error(response.status, content)
-        if not_streaming:
-            detail = self._redact(error_detail(content))
-            raise ProviderError(f"upstream {self.name} did not stream: {detail}")
-        return response
+        return await open_stream(
+            stack,
+            self._client(),
+            url,
+            body=body,
+            headers=headers,
+            deadline=deadline,
+            provider=self.name,
+            redact=self._redact,
+            status_error=self._status_error,
+            proxy=self._proxy,
+            proxy_headers=self._proxy_headers,
+        )
 
     async def _next_chunk(self, response: aiohttp.ClientResponse, deadline: float) -> bytes | None:
         """The next body bytes, or None at the end (or when the connection broke)."""
