@@ -1,5 +1,6 @@
 """Helpers for the reliability tests: the ledger read straight from SQLite, the fake
-upstream's request log filtered by a per-test marker, and process resource sampling."""
+upstream's request log filtered by a per-test marker, the server's own metrics, and process
+resource sampling."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from typing import Any
 
 import httpx
 import orjson
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.server import Server
 
@@ -109,6 +111,22 @@ def assert_consistent(before: Ledger, after: Ledger) -> None:
 def upstream_records(upstream_url: str, word: str) -> list[dict[str, Any]]:
     records = httpx.get(upstream_url.removesuffix("/v1") + "/_requests", timeout=10).json()
     return [r for r in records if word in orjson.dumps(r.get("body", {})).decode()]
+
+
+def upstream_attempts(server: Server, provider: str, outcome: str) -> float:
+    """The server's own count of upstream attempts that ended with `outcome`."""
+    reply = httpx.get(f"{server.url}/metrics", timeout=10)
+    reply.raise_for_status()
+    for family in text_string_to_metric_families(reply.text):
+        for sample in family.samples:
+            labels = sample.labels
+            if (
+                sample.name == "agenthost_upstream_attempts_total"
+                and labels.get("provider") == provider
+                and labels.get("outcome") == outcome
+            ):
+                return sample.value
+    return 0.0
 
 
 def wait_outcomes(

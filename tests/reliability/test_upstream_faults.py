@@ -22,6 +22,7 @@ from tests.reliability.support import (
     ledger,
     marker,
     settled_ledger,
+    upstream_attempts,
     upstream_records,
     wait_outcomes,
 )
@@ -40,18 +41,19 @@ class Before:
     status: int
     code: str
     attempts: int
+    outcome: str  # how the server's `agenthost_upstream_attempts` counts each attempt
     within: float = 5.0
 
 
 BEFORE_FIRST_TOKEN = {
-    "http_500": Before("!http 500", 503, "upstream_unavailable", ALL_ATTEMPTS),
-    "http_503": Before("!http 503", 503, "upstream_unavailable", ALL_ATTEMPTS),
-    "http_429": Before("!http 429", 503, "upstream_unavailable", ALL_ATTEMPTS),
-    "http_400": Before("!http 400", 502, "upstream_error", 1),
-    "http_401": Before("!http 401", 502, "upstream_error", 1),
-    "garbage": Before("!garbage", 502, "upstream_error", 1),
+    "http_500": Before("!http 500", 503, "upstream_unavailable", ALL_ATTEMPTS, "unavailable"),
+    "http_503": Before("!http 503", 503, "upstream_unavailable", ALL_ATTEMPTS, "unavailable"),
+    "http_429": Before("!http 429", 503, "upstream_unavailable", ALL_ATTEMPTS, "unavailable"),
+    "http_400": Before("!http 400", 502, "upstream_error", 1, "failed"),
+    "http_401": Before("!http 401", 502, "upstream_error", 1, "failed"),
+    "garbage": Before("!garbage", 502, "upstream_error", 1, "failed"),
 }
-SLOW = Before("!slow 1600", 504, "upstream_timeout", ALL_ATTEMPTS, TIMEOUT_BOUND)
+SLOW = Before("!slow 1600", 504, "upstream_timeout", ALL_ATTEMPTS, "timeout", TIMEOUT_BOUND)
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -74,14 +76,18 @@ def _check_before_first_token(
 ) -> None:
     word = marker()
     before = ledger(rserver, carol.email)
+    attempts_before = upstream_attempts(rserver, "fake", case.outcome)
     out = call(rserver.api, carol.key, mode, carol.fake_agent, f"{word}\n{case.directive}")
     assert out.status == case.status, out
     assert out.http_error is not None and out.http_error["code"] == case.code
     assert out.http_error["type"] == "upstream_error"
     assert UPSTREAM_KEY not in out.http_error["message"]
     assert out.seconds < case.within, f"took {out.seconds:.2f}s"
+    # The server counts its own attempts. The fake's log can hold fewer: on a loaded machine
+    # an attempt may time out before the fake has read its body, and then it never logs it.
+    assert upstream_attempts(rserver, "fake", case.outcome) - attempts_before == case.attempts
     records = wait_outcomes(own_upstream, word, {"done", "cut", "disconnected"} | _http_outcomes())
-    assert len(records) == case.attempts, [r["outcome"] for r in records]
+    assert 1 <= len(records) <= case.attempts, [r["outcome"] for r in records]
     after = ledger(rserver, carol.email)
     assert after.since(before) == []
     assert after.balance == before.balance

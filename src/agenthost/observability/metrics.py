@@ -60,6 +60,12 @@ CREDITS = Counter(
 UPSTREAM_ERRORS = Counter(
     "agenthost_upstream_errors", "Model calls that failed upstream.", ["provider", "kind"]
 )
+UPSTREAM_ATTEMPTS = Counter(
+    "agenthost_upstream_attempts",
+    "Upstream requests made, retries included, by how each ended "
+    "(served, unavailable, timeout, failed, cancelled).",
+    ["provider", "outcome"],
+)
 RATE_LIMITED = Counter("agenthost_rate_limited", "Requests refused by a rate limit.", ["scope"])
 INSUFFICIENT_BALANCE = Counter(
     "agenthost_insufficient_balance",

@@ -61,6 +61,7 @@ class AnthropicProvider(Provider):
         async with aclosing(
             stream_with_retries(
                 lambda deadline: self._attempt(body, deadline, headers),
+                provider=self.name,
                 max_retries=self._config.max_retries,
                 timeout_seconds=self._config.timeout_seconds,
             )

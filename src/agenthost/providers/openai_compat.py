@@ -165,6 +165,7 @@ class OpenAICompatProvider(Provider):
         hold = hold if request.streamed else 0.0
         return stream_with_retries(
             lambda deadline: self._attempt(url, headers, body, deadline, hold),
+            provider=self.name,
             max_retries=self._config.max_retries,
             timeout_seconds=self._config.timeout_seconds,
             deadline=request.deadline,
