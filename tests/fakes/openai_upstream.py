@@ -310,10 +310,12 @@ def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -
     return Response(orjson.dumps(data), status, headers, media_type="application/json")
 
 
-def _error(status: int) -> Response:
+def _error(status: int, credential: str = "") -> Response:
     kinds = {400: "invalid_request_error", 401: "authentication_error", 429: "rate_limit_error"}
+    # A refused credential is echoed back, as some upstreams do ("Incorrect API key: …").
+    echoed = f": incorrect key {credential}" if status == 401 and credential else ""
     error = {
-        "message": f"fake upstream error {status}",
+        "message": f"fake upstream error {status}{echoed}",
         "type": kinds.get(status, "server_error"),
         "param": None,
         "code": f"fake_{status}",
@@ -345,7 +347,8 @@ async def chat_completions(request: Request) -> Response:
         return _azure_content_filter()
     if plan.status:
         record["outcome"] = f"http_{plan.status}"
-        return _error(plan.status)
+        credential = request.headers.get("api-key") or request.headers.get("authorization", "")
+        return _error(plan.status, credential.removeprefix("Bearer "))
     if body.get("stream"):
         return ChunkStream(plan, body, record)
     record["outcome"] = "done"

@@ -96,6 +96,24 @@ def test_each_caller_s_own_key_goes_upstream_on_a_shared_agent(byok: Byok) -> No
     assert listed.startswith("byok\t") and owner_key not in listed
 
 
+def test_a_key_of_any_shape_echoed_by_the_upstream_never_shows(byok: Byok) -> None:
+    # Azure-like: 32 hex characters, nothing a pattern would recognise as a key.
+    odd_key, email = secrets.token_hex(16), "byok-odd@example.com"
+    byok.server.add_user(email)  # new: no cached keys (a CLI change shows within 5 s)
+    byok.keys[email] = byok.server.create_key(email)
+    agent = byok.server.create_agent(email, "byok", "gpt-byok")
+    byok.server.cli("provider-keys", "set", email, "byok", "--key-stdin", input=odd_key + "\n")
+    marker = "m" + secrets.token_hex(5)
+    with pytest.raises(openai.APIStatusError) as caught:
+        byok.ask(email, agent, f"{marker}\n!http 401")
+    (seen,) = byok.upstream_saw(marker)
+    assert seen["headers"]["authorization"] == f"Bearer {odd_key}"
+    error = caught.value.response.json()["error"]
+    assert "incorrect key ***" in error["message"], error
+    assert odd_key not in caught.value.response.text
+    assert odd_key not in byok.server.log()
+
+
 def test_usage_is_recorded_and_charged_unless_bill_usage_is_false(byok: Byok) -> None:
     byok.server.cli("provider-keys", "set", OWNER, "byok-free", "--key-stdin", input=provider_key())
     byok.server.cli("provider-keys", "set", OWNER, "byok", "--key-stdin", input=provider_key())

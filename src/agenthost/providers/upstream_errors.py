@@ -20,6 +20,13 @@ def redact(text: str, api_key: str | None) -> str:
     return _KEYLIKE.sub("***", text)[:MAX_DETAIL]
 
 
+def mask_secret(error: ProviderError, secret: str | None) -> None:
+    """Mask `secret` (a caller's own provider key, whatever its shape) in `error`."""
+    if secret and secret in error.message:
+        error.message = error.message.replace(secret, "***")
+        error.args = (error.message,)
+
+
 def status_error(provider: str, status: int, detail: str) -> ProviderError:
     """429, 5xx → unavailable (retryable before the first token); 408 → timeout; the rest
     (bad request, rejected credentials) → a plain upstream error."""

@@ -48,6 +48,7 @@ from agenthost.events import (
 )
 from agenthost.observability import metrics, tracing
 from agenthost.providers.base import Provider
+from agenthost.providers.upstream_errors import mask_secret
 from agenthost.runtime import structured
 from agenthost.runtime.budget import CallBudget, Unmetered
 from agenthost.runtime.context import initial_messages, model_request
@@ -302,6 +303,7 @@ class AgentRunner:
                     raise UpstreamTimeout(f"upstream {run.provider.name} timed out") from exc
                 except ProviderError as exc:
                     metrics.UPSTREAM_ERRORS.labels(provider, exc.code or "upstream_error").inc()
+                    mask_secret(exc, call.api_key)  # providers mask only keys they know
                     raise
                 if waiting:
                     waiting = False
