@@ -177,8 +177,11 @@ def test_cli_keeps_the_same_bounds(site: Site) -> None:
         *base, "--name", "ok", "--instructions", "i" * 100_001, check=False
     )
     assert long_instructions.returncode != 0 and "--instructions" in long_instructions.stderr
-    for bad in ("a@b", "x@"):
+    for bad in ("a@b", "x@", "x@tor.onion"):
         added = server.cli("users", "add", bad, check=False)
         assert added.returncode != 0 and "Not a valid email" in added.stderr
+    # Internal mail domains are real addresses in an organisation.
+    for good in (f"it-{secrets.token_hex(3)}@corp.local", f"qa-{secrets.token_hex(3)}@lab.test"):
+        assert server.cli("users", "add", good).stdout.startswith(f"created user {good} (usr_")
     key = server.cli("keys", "create", email, "--name", "k" * 201, check=False)
     assert key.returncode != 0 and "--name" in key.stderr
