@@ -14,6 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, Valid
 from agenthost.errors import InvalidRequest
 
 Number = StrictInt | StrictFloat
+ServerName = Annotated[str, Field(min_length=1, max_length=64)]
+ToolName = Annotated[str, Field(min_length=1, max_length=128)]
 
 
 class ResponseFormatParam(BaseModel):
@@ -45,6 +47,14 @@ class AgentParams(BaseModel):
     max_tool_argument_bytes: Annotated[StrictInt, Field(ge=1, le=100_000_000)] | None = None
     run_deadline_seconds: Annotated[Number, Field(gt=0, le=86_400)] | None = None
     tool_timeout_seconds: Annotated[Number, Field(gt=0, le=3_600)] | None = None
+    # MCP server → the only tools of it the agent offers (a server not named: all of them).
+    mcp_tools: (
+        Annotated[
+            dict[ServerName, Annotated[list[ToolName], Field(max_length=1_000)]],
+            Field(max_length=100),
+        ]
+        | None
+    ) = None
 
 
 KNOWN = tuple(AgentParams.model_fields)
@@ -62,6 +72,7 @@ EXPECTED = {
     "max_tool_argument_bytes": "a whole number from 1 to 100,000,000",
     "run_deadline_seconds": "a number of seconds above 0, at most 86,400",
     "tool_timeout_seconds": "a number of seconds above 0, at most 3,600",
+    "mcp_tools": 'an object of MCP server → tool names, such as {"files": ["read"]}',
 }
 
 

@@ -267,6 +267,19 @@ def test_openai_upstream_runs_server_tools(setup: Setup, upstream_url: str) -> N
     }
 
 
+def test_an_agent_offers_only_the_tools_picked_of_a_server(setup: Setup, upstream_url: str) -> None:
+    picked = clone_agent(setup.server, setup.agents["fake"])
+    setup.agents["picked"] = picked
+    setup.set_params(picked, {"mcp_tools": {"math": ["echo", "no-such-tool"]}})
+    marker = "m" + secrets.token_hex(5)
+    reply = ask(setup, "picked", f'{marker}\n!call math__add {{"a": 1, "b": 2}}')
+    assert reply.choices[0].message.tool_calls is None
+    assert "tool said" not in (reply.choices[0].message.content or "")  # add was not offered
+    seen = httpx.get(upstream_url.removesuffix("/v1") + "/_requests").json()
+    (mine,) = [r for r in seen if marker in json.dumps(r.get("body"))]
+    assert [t["function"]["name"] for t in mine["body"]["tools"]] == ["math__echo"]
+
+
 def test_step_limit_ends_the_run_as_length(setup: Setup) -> None:
     setup.set_params(setup.agents["steps"], {"max_steps": 1})
     reply = ask(setup, "steps", '!call math__add {"a": 1, "b": 2}')

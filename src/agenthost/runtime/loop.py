@@ -147,6 +147,11 @@ class AgentRunner:
         self._limits = limits
         self._server_tools = server_tools or NoServerTools()
 
+    @property
+    def server_tools(self) -> ServerTools:
+        """The MCP tools runs use (agent forms list them)."""
+        return self._server_tools
+
     async def aclose(self) -> None:
         """Close pooled tool connections (MCP sessions and their processes)."""
         close = getattr(self._server_tools, "aclose", None)

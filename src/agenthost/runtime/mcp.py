@@ -26,7 +26,7 @@ from agenthost.errors import ConfigError, UpstreamUnavailable
 from agenthost.observability import metrics
 from agenthost.runtime.mcp_connection import McpConnection
 from agenthost.runtime.mcp_headers import check_placeholders, is_per_user, render_headers
-from agenthost.runtime.tools import Caller, ServerTool, ToolResult
+from agenthost.runtime.tools import Caller, ServerTool, ToolCatalogue, ToolResult
 from agenthost.settings import McpServerSettings
 
 SEPARATOR = "__"
@@ -97,12 +97,16 @@ class McpTools:
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
 
-    async def _server_tools(self, server: str, caller: Caller | None) -> list[ServerTool]:
+    async def _server_tools(
+        self, server: str, caller: Caller | None, only: list[str] | None = None
+    ) -> list[ServerTool]:
         scope, connection = self._connection(server, caller)
         config = self._servers[server]
         listed = await connection.tools(config.tools_ttl_seconds)
         tools: dict[str, ServerTool] = {}
         for tool in listed:
+            if only is not None and tool.name not in only:
+                continue
             spec = ToolSpec(namespaced(server, tool.name), tool.description, tool.input_schema)
             tools.setdefault(spec.name, ServerTool(server, spec, tool.name, scope))
         return list(tools.values())
@@ -112,8 +116,30 @@ class McpTools:
         servers = list(dict.fromkeys(agent.mcp_servers))
         if not servers:
             return []
-        listings = await asyncio.gather(*(self._server_tools(s, caller) for s in servers))
+        picked = agent.params.get("mcp_tools") or {}
+        listings = await asyncio.gather(
+            *(self._server_tools(s, caller, picked.get(s)) for s in servers)
+        )
         return [tool for listing in listings for tool in listing]
+
+    async def catalogue(self, server: str, timeout: float) -> ToolCatalogue:
+        """`server`'s tool names for an agent form: from the cached listing (or listed
+        now, within `timeout`). A server whose headers depend on the caller has no one
+        list, and an unreachable one says why."""
+        config = self._servers.get(server)
+        if config is None:
+            return ToolCatalogue(server, problem="not configured")
+        if is_per_user(config):
+            return ToolCatalogue(server, problem="its tools depend on the calling user")
+        _, connection = self._connection(server, None)
+        try:
+            async with asyncio.timeout(timeout):
+                listed = await connection.tools(config.tools_ttl_seconds)
+        except TimeoutError:
+            return ToolCatalogue(server, problem="unreachable (listing its tools timed out)")
+        except UpstreamUnavailable as exc:
+            return ToolCatalogue(server, problem=f"unreachable ({exc.message})")
+        return ToolCatalogue(server, tuple(tool.name for tool in listed))
 
     async def call(self, tool: ServerTool, arguments: str, timeout: float) -> ToolResult:
         connection = self._connections.get(tool.scope)

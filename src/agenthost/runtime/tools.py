@@ -51,6 +51,15 @@ class ToolResult:
     is_error: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class ToolCatalogue:
+    """What an agent form may offer of one MCP server: its tool names, or why none."""
+
+    server: str
+    tools: tuple[str, ...] = ()
+    problem: str | None = None
+
+
 class ServerTools(Protocol):
     async def tools_for(self, agent: AgentSpec, caller: Caller | None = None) -> list[ServerTool]:
         """The agent's server tools; raises UpstreamUnavailable naming a dead server."""
@@ -58,6 +67,10 @@ class ServerTools(Protocol):
 
     async def call(self, tool: ServerTool, arguments: str, timeout: float) -> ToolResult:
         """Run one call. Tool failures come back as `is_error` results, not exceptions."""
+        ...
+
+    async def catalogue(self, server: str, timeout: float) -> ToolCatalogue:
+        """`server`'s tool names for an agent form (never raises)."""
         ...
 
 
@@ -72,3 +85,6 @@ class NoServerTools:
 
     async def call(self, tool: ServerTool, arguments: str, timeout: float) -> ToolResult:
         return ToolResult(output=f"tool {tool.spec.name} is not available", is_error=True)
+
+    async def catalogue(self, server: str, timeout: float) -> ToolCatalogue:
+        return ToolCatalogue(server, problem="not configured")
