@@ -13,6 +13,7 @@ from agenthost import agent_params, text_bounds
 from agenthost.errors import InvalidRequest
 from agenthost.settings import Settings
 from agenthost.storage.models import Agent
+from agenthost.web.agent_builder import TYPED, ToolPicks, TypedParams, merge, split
 
 # Parameters the runtime reads from an agent (see runtime/context.py).
 KNOWN_PARAMS = agent_params.KNOWN
@@ -32,18 +33,24 @@ class AgentInput:
     mcp_servers: list[str] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
+    typed: TypedParams = field(default_factory=TypedParams)
+    picks: ToolPicks = field(default_factory=ToolPicks)
 
     @classmethod
     def of(cls, agent: Agent) -> AgentInput:
+        params = dict(agent.params or {})
+        typed, picks, rest = split(params)
         return cls(
             name=agent.name,
             description=agent.description,
             provider=agent.provider,
             model=agent.model,
             instructions=agent.instructions,
-            params_text=json.dumps(agent.params or {}, indent=2),
+            params_text=json.dumps(rest, indent=2),
             mcp_servers=list(agent.mcp_servers or []),
-            params=dict(agent.params or {}),
+            params=params,
+            typed=typed,
+            picks=picks,
         )
 
     def fields(self) -> dict[str, Any]:
@@ -93,12 +100,25 @@ def _check_params(data: AgentInput) -> None:
         data.errors["params"] = f"Not valid JSON: {exc.msg} (line {exc.lineno})."
         return
     if not isinstance(parsed, dict):
-        data.errors["params"] = 'Parameters must be a JSON object such as {"temperature": 0.2}.'
+        data.errors["params"] = 'Parameters must be a JSON object such as {"top_p": 0.9}.'
+        return
+    typed = data.typed.values(data.errors)
+    merged = merge(typed, data.picks, parsed, data.mcp_servers, data.errors)
+    if data.errors:
         return
     try:
-        data.params = agent_params.check(parsed)
+        data.params = agent_params.check(merged)
     except agent_params.InvalidAgentParams as exc:
-        data.errors["params"] = exc.message
+        data.errors[_field_of(exc.name, typed)] = exc.message
+
+
+def _field_of(param: str, typed: dict[str, Any]) -> str:
+    """The form field a parameter's error belongs under."""
+    if param == "mcp_tools":
+        return "mcp_servers"
+    if param not in typed or param not in TYPED:
+        return "params"
+    return "p_format_type" if param == "response_format" else f"p_{param}"
 
 
 def parse(form: FormData, settings: Settings) -> AgentInput:
@@ -110,7 +130,9 @@ def parse(form: FormData, settings: Settings) -> AgentInput:
         instructions=_text(form, "instructions"),
         params_text=_text(form, "params") or "{}",
         mcp_servers=[str(s) for s in form.getlist("mcp_servers") if str(s)],
+        typed=TypedParams.read(form),
     )
+    data.picks = ToolPicks.read(form, data.mcp_servers, data.errors)
     _check_text(data)
     provider = settings.providers.get(data.provider)
     if provider is None:

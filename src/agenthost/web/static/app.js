@@ -86,6 +86,28 @@ function setupModelChoices() {
   });
 }
 
+// A slider moves its number field and back; the number field (blank = model default)
+// is what the form sends.
+function setupSliders() {
+  document.querySelectorAll("input[type=range][data-mirror]").forEach((range) => {
+    const number = document.getElementById(range.dataset.mirror);
+    if (!number) return;
+    range.addEventListener("input", () => { number.value = range.value; });
+    number.addEventListener("input", () => { if (number.value !== "") range.value = number.value; });
+  });
+}
+
+// A select that shows a group of fields only for one of its values.
+function setupDependentFields() {
+  document.querySelectorAll("select[data-shows]").forEach((select) => {
+    const target = document.getElementById(select.dataset.shows);
+    if (!target) return;
+    const update = () => { target.hidden = select.value !== select.dataset.showsWhen; };
+    select.addEventListener("change", update);
+    update();
+  });
+}
+
 function setupReveal() {
   const dialog = document.querySelector("dialog[data-autoshow]");
   if (dialog && typeof dialog.showModal === "function") {
@@ -101,6 +123,8 @@ document.addEventListener("DOMContentLoaded", () => {
   setupConfirmations();
   setupTabs();
   setupModelChoices();
+  setupSliders();
+  setupDependentFields();
   setupReveal();
 });
 window.agenthost = { csrfToken };

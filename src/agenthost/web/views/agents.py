@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import APIRouter
 from starlette.responses import Response
 
@@ -10,10 +12,13 @@ from agenthost.storage.repositories import agent_edits, groups
 from agenthost.storage.repositories import agents as agent_repo
 from agenthost.storage.repositories import users as user_repo
 from agenthost.web import agent_form, share_form
+from agenthost.web.agent_builder import ServerChoice, server_choices
 from agenthost.web.context import FormDep, UserDep, Visit, field, redirect, render
 from agenthost.web.errors import forbidden, not_found
 
 router = APIRouter()
+# How long a form waits for an MCP server's tool list (cached for its tools_ttl_seconds).
+CATALOGUE_SECONDS = 3.0
 
 
 def _can_edit(visit: Visit, agent: Agent) -> bool:
@@ -43,7 +48,15 @@ async def _editable(visit: Visit, agent_id: str) -> Agent:
     return agent
 
 
-def _form_page(
+async def _server_choices(visit: Visit, data: agent_form.AgentInput) -> list[ServerChoice]:
+    """Each configured MCP server with its tools (listed in parallel, bounded)."""
+    tools = visit.services.runner.server_tools
+    names = list(visit.services.settings.mcp_servers)
+    catalogues = await asyncio.gather(*(tools.catalogue(n, CATALOGUE_SECONDS) for n in names))
+    return server_choices(list(catalogues), data.mcp_servers, data.picks)
+
+
+async def _form_page(
     visit: Visit, data: agent_form.AgentInput, action: str, title: str, status: int = 200
 ) -> Response:
     settings = visit.services.settings
@@ -55,7 +68,7 @@ def _form_page(
         action=action,
         title=title,
         providers=agent_form.provider_choices(settings),
-        mcp_servers=list(settings.mcp_servers),
+        mcp_servers=await _server_choices(visit, data),
         known_params=agent_form.KNOWN_PARAMS,
     )
 
@@ -81,7 +94,7 @@ async def new_agent(visit: UserDep) -> Response:
     provider = next(iter(settings.providers), "")
     models = settings.providers[provider].models if provider else []
     data = agent_form.AgentInput(provider=provider, model=models[0] if models else "")
-    return _form_page(visit, data, "/agents/new", "New agent")
+    return await _form_page(visit, data, "/agents/new", "New agent")
 
 
 @router.post("/agents/new")
@@ -89,7 +102,7 @@ async def create_agent(visit: UserDep, form: FormDep) -> Response:
     _require_create(visit)
     data = agent_form.parse(form, visit.services.settings)
     if data.errors:
-        return _form_page(visit, data, "/agents/new", "New agent", status=400)
+        return await _form_page(visit, data, "/agents/new", "New agent", status=400)
     async with visit.services.db.session() as session:
         agent = await agent_repo.create(session, owner_id=visit.me.id, **data.fields())
     return redirect(visit, f"/agents/{agent.id}?notice=created")
@@ -107,18 +120,20 @@ async def _detail(
         emails = {u.id: u.email for u in await user_repo.list_all(session)}
         group_names = await groups.names_by_id(session)
     settings = visit.services.settings
+    data = data or agent_form.AgentInput.of(agent)
+    editable = _can_edit(visit, agent)
     return render(
         visit,
         "agent.html",
         status=status,
         agent=agent,
         owner_email=emails.get(agent.owner_id, agent.owner_id),
-        editable=_can_edit(visit, agent),
-        data=data or agent_form.AgentInput.of(agent),
+        editable=editable,
+        data=data,
         grants=grants,
         emails=emails,
         providers=agent_form.provider_choices(settings),
-        mcp_servers=list(settings.mcp_servers),
+        mcp_servers=await _server_choices(visit, data) if editable else [],
         known_params=agent_form.KNOWN_PARAMS,
         roles=user_repo.ROLES,
         group_names=group_names,
