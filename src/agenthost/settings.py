@@ -95,10 +95,13 @@ class VertexSettings(_Section):
     )
 
 
+_AWS_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
+
+
 class ProviderSettings(_Section):
     """One upstream. `openai` covers every OpenAI-compatible server."""
 
-    type: Literal["openai", "azure_openai", "anthropic", "google", "local", "scripted"]
+    type: Literal["openai", "azure_openai", "anthropic", "google", "bedrock", "local", "scripted"]
     base_url: str | None = None
     endpoint: str | None = Field(None, description="azure_openai: https://NAME.openai.azure.com")
     api_version: str | None = Field(None, description="azure_openai: the api-version query")
@@ -139,6 +142,17 @@ class ProviderSettings(_Section):
     vertex: VertexSettings | None = Field(
         None, description="google: Vertex AI's project, location and credentials"
     )
+    region: str | None = Field(None, description="bedrock: the AWS region (us-east-1)")
+    access_key_id: str | None = Field(
+        None, description="bedrock: AWS access key id (default: the standard AWS chain)"
+    )
+    secret_access_key: SecretStr | None = Field(None, description="bedrock: with access_key_id")
+    session_token: SecretStr | None = Field(
+        None, description="bedrock: temporary credentials' session token"
+    )
+    endpoint_url: str | None = Field(
+        None, description="bedrock: default https://bedrock-runtime.{region}.amazonaws.com"
+    )
 
     @model_validator(mode="after")
     def _user_provided_has_no_key(self) -> ProviderSettings:
@@ -146,6 +160,28 @@ class ProviderSettings(_Section):
             raise ValueError("user_provided: each user brings their key; remove api_key")
         if self.user_provided and self.type in ("local", "scripted"):
             raise ValueError(f"user_provided: a {self.type} provider takes no key")
+        return self
+
+    @model_validator(mode="after")
+    def _bedrock_keys(self) -> ProviderSettings:
+        aws = ("region", "access_key_id", "secret_access_key", "session_token", "endpoint_url")
+        if self.type != "bedrock":
+            stray = [k for k in aws if getattr(self, k) is not None]
+            if stray:
+                raise ValueError(f"{stray[0]}: only a bedrock provider takes it")
+            return self
+        if self.api_key is not None:
+            raise ValueError("api_key: bedrock signs with AWS keys (access_key_id, ...)")
+        if not self.region or not _AWS_REGION.match(self.region):
+            raise ValueError(
+                f"region: an AWS region such as us-east-1 is needed, not {self.region!r}"
+            )
+        if (self.access_key_id is None) != (self.secret_access_key is None):
+            raise ValueError("access_key_id and secret_access_key go together")
+        if self.session_token is not None and self.access_key_id is None:
+            raise ValueError("session_token: needs access_key_id and secret_access_key")
+        if self.user_provided and self.access_key_id is not None:
+            raise ValueError("user_provided: each user brings their key; remove access_key_id")
         return self
 
 

@@ -33,6 +33,10 @@ def build_provider(name: str, config: ProviderSettings) -> Provider:
         from agenthost.providers.gemini import GeminiProvider
 
         return GeminiProvider(name, config)
+    if config.type == "bedrock":
+        from agenthost.providers.bedrock import BedrockProvider
+
+        return BedrockProvider(name, config)
     raise ConfigError(f"config error: providers.{name}.type: unknown type {config.type!r}")
 
 

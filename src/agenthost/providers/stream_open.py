@@ -19,7 +19,7 @@ from agenthost.providers.openai_compat_stream import error_detail
 async def open_stream(
     stack: AsyncExitStack,
     session: aiohttp.ClientSession,
-    url: str,
+    url: str | URL,
     *,
     body: bytes,
     headers: dict[str, str],
