@@ -25,7 +25,7 @@ Directive lines in the last user turn's text choose the answer:
                            secret, as a careless proxy might)
     !cut                   close the connection after two text deltas, without messageStop
     !exception KIND [AT]   an exception message KIND (e.g. throttlingException) as event AT
-                           (default 4, after two text deltas); then the body ends
+                           (default 3, after two text deltas); then the body ends
     !stop REASON           that stopReason (e.g. max_tokens, guardrail_intervened)
 
 When the last user turn carries toolResult blocks it answers "tool said: <text>". Usage:
@@ -81,7 +81,7 @@ class Plan:
     status: int | None = None
     cut: bool = False
     exception: str | None = None
-    exception_at: int = 4
+    exception_at: int = 3
     paced: bool = False
     stop: str = "end_turn"
     input_tokens: int = 0
@@ -123,7 +123,7 @@ def plan_for(body: dict[str, Any]) -> Plan:
             plan.cut = True
         elif word == "!exception":
             kind, _, at = arg.partition(" ")
-            plan.exception, plan.exception_at = kind, int(at or 4)
+            plan.exception, plan.exception_at = kind, int(at or 3)
         elif word == "!stop":
             plan.stop = arg
     if results:
@@ -272,6 +272,11 @@ def error(status: int, message: str, kind: str | None = None) -> Response:
     )
 
 
+def _key_id(request: Request) -> str:
+    credential = request.headers.get("authorization", "").partition("Credential=")[2]
+    return credential.partition("/")[0]
+
+
 def _signature_refusal(request: Request, body: bytes) -> Response | None:
     """Recompute the SigV4 signature with botocore and compare (None: it matches)."""
     header = request.headers.get("authorization", "")
@@ -335,8 +340,8 @@ async def converse(request: Request) -> Response:
     plan = plan_for(body)
     if plan.status is not None:
         record["outcome"] = f"http_{plan.status}"
-        secrets = ",".join(KEYS.values())
-        return error(plan.status, f"fake error {plan.status} (request secret {secrets})")
+        key_id = _key_id(request)
+        return error(plan.status, f"fake error {plan.status} (request secret {KEYS[key_id]})")
     if action == "converse":
         record["outcome"] = "done"
         return Response(orjson.dumps(whole(plan)), media_type="application/json")

@@ -32,7 +32,7 @@ from agenthost.events import ModelEvent
 from agenthost.providers.base import Provider, ProviderHealth
 from agenthost.providers.bedrock_auth import AwsSigner, parse_user_key
 from agenthost.providers.bedrock_request import build_body
-from agenthost.providers.bedrock_stream import BedrockStream, error_detail
+from agenthost.providers.bedrock_stream import BedrockStream, error_detail, response_kind
 from agenthost.providers.eventstream import EventStreamDecoder
 from agenthost.providers.openai_compat import arrived_before_break, env_proxy
 from agenthost.providers.retry import stream_with_retries
@@ -135,6 +135,8 @@ class BedrockProvider(Provider):
             if not request.streamed:
                 for event in await self._whole(url, body, headers, deadline, state, redactor):
                     yield event
+                for event in state.end(request.model):
+                    yield event
                 return
             response = await open_stream(
                 stack,
@@ -146,7 +148,7 @@ class BedrockProvider(Provider):
                 provider=self.name,
                 redact=redactor,
                 status_error=lambda status, content: self._status_error(
-                    status, content, None, redactor
+                    status, content, response_kind(status), redactor
                 ),
                 proxy=self._proxy,
                 proxy_headers=self._proxy_headers,
@@ -214,7 +216,7 @@ class BedrockProvider(Provider):
             reason = redactor(str(exc) or type(exc).__name__)
             raise UpstreamUnavailable(f"cannot reach upstream {self.name}: {reason}") from exc
         if status >= 400:
-            raise self._status_error(status, content, kind, redactor)
+            raise self._status_error(status, content, kind or response_kind(status), redactor)
         try:
             data = orjson.loads(content)
         except orjson.JSONDecodeError as exc:

@@ -224,6 +224,23 @@ def _sum(*counts: Any) -> Any:
     return sum(counts)
 
 
+# Bedrock's error kind by status, when the x-amzn-ErrorType header is not at hand (the
+# streamed open reads status and body only). 403 has several kinds; the message says which.
+_KIND_BY_STATUS = {
+    400: "ValidationException",
+    404: "ResourceNotFoundException",
+    408: "ModelTimeoutException",
+    424: "ModelErrorException",
+    429: "ThrottlingException",
+    500: "InternalServerException",
+    503: "ServiceUnavailableException",
+}
+
+
+def response_kind(status: int) -> str | None:
+    return _KIND_BY_STATUS.get(status)
+
+
 def error_detail(content: bytes, error_type: str | None = None) -> str:
     """Bedrock's error (`{"message": ...}` with the kind in `x-amzn-ErrorType`)."""
     kind = (error_type or "").split(":", 1)[0]
