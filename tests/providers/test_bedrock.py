@@ -282,6 +282,29 @@ def test_cache_reads_and_writes_are_charged_at_their_rates(bedrock: Bedrock, str
     assert_consistent(before, after)
 
 
+def test_images_go_as_bytes_and_schemas_and_urls_are_refused(bedrock: Bedrock) -> None:
+    word = marker()
+    image = {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
+    content: Any = [{"type": "text", "text": word}, image]
+    bedrock.client().chat.completions.create(
+        model=bedrock.agent, messages=[{"role": "user", "content": content}]
+    )
+    (seen,) = bedrock.sent(word)
+    assert seen["body"]["messages"][0]["content"][1] == {
+        "image": {"format": "png", "source": {"bytes": "iVBORw0KGgo="}}
+    }
+    remote: Any = [{"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}}]
+    with pytest.raises(openai.BadRequestError) as caught:
+        bedrock.client().chat.completions.create(
+            model=bedrock.agent, messages=[{"role": "user", "content": remote}]
+        )
+    assert caught.value.response.json()["error"]["code"] == "unsupported_content"
+    fmt: Any = {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object"}}}
+    with pytest.raises(openai.BadRequestError) as caught:
+        bedrock.ask("hi", response_format=fmt)
+    assert caught.value.response.json()["error"]["code"] == "unsupported_response_format"
+
+
 def test_stop_reasons_map_onto_finish_reasons(bedrock: Bedrock) -> None:
     assert bedrock.ask("!text a b\n!stop max_tokens").choices[0].finish_reason == "length"
     filtered = bedrock.ask("!text a\n!stop guardrail_intervened", stream=True)
