@@ -177,7 +177,9 @@ def whole(plan: Plan) -> dict[str, Any]:
     content: list[dict[str, Any]] = []
     if plan.thought:
         text = " ".join(plan.thought)
-        content.append({"reasoningContent": {"reasoningText": {"text": text, "signature": "s"}}})
+        content.append(
+            {"reasoningContent": {"reasoningText": {"text": text, "signature": "sig-fake"}}}
+        )
     if plan.words:
         content.append({"text": " ".join(plan.words)})
     for number, (name, args) in enumerate(plan.calls):

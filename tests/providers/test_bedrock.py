@@ -212,6 +212,52 @@ def test_a_tool_round_trip(bedrock: Bedrock, stream: bool) -> None:
     ]
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_signed_reasoning_goes_back_with_the_calls_it_led_to(
+    bedrock: Bedrock, stream: bool
+) -> None:
+    word = marker()
+    prompt = f'{word}\n!reasoning need the weather\n!call get_weather {{"city": "Rome"}}'
+    messages: list[Any] = [{"role": "user", "content": prompt}]
+    ask = functools.partial(
+        bedrock.client().chat.completions.create,
+        model=bedrock.agent,
+        tools=[WEATHER],
+        reasoning_effort="low",
+    )
+    if stream:  # the signature comes as its own delta of the reasoning block
+        calls = [
+            t
+            for chunk in ask(messages=messages, stream=True)
+            if chunk.choices
+            for t in chunk.choices[0].delta.tool_calls or []
+        ]
+        call_id = next(t.id for t in calls if t.id)
+        arguments = "".join(t.function.arguments or "" for t in calls if t.function)
+    else:
+        (whole,) = list(ask(messages=messages).choices[0].message.tool_calls or [])
+        call_id, arguments = whole.id, whole.function.arguments  # type: ignore[union-attr]
+    assert json.loads(arguments) == {"city": "Rome"}
+    function = {"name": "get_weather", "arguments": arguments}
+    messages += [
+        {
+            "role": "assistant",
+            "tool_calls": [{"id": call_id, "type": "function", "function": function}],
+        },
+        {"role": "tool", "tool_call_id": call_id, "content": "warm"},
+    ]
+    assert ask(messages=messages).choices[0].message.content == "tool said: warm"
+    _, answered = (r["body"] for r in bedrock.sent(word))
+    assert answered["messages"][1]["content"] == [
+        {
+            "reasoningContent": {
+                "reasoningText": {"text": "need the weather", "signature": "sig-fake"}
+            }
+        },
+        {"toolUse": {"toolUseId": call_id, "name": "get_weather", "input": {"city": "Rome"}}},
+    ]
+
+
 def test_a_streamed_tool_call_arrives_in_pieces_on_responses(bedrock: Bedrock) -> None:
     tools: Any = [{"type": "function", "name": "lookup", "parameters": {"type": "object"}}]
     first = bedrock.client().responses.create(

@@ -31,7 +31,7 @@ from agenthost.errors import ConfigError, ProviderError, UpstreamTimeout, Upstre
 from agenthost.events import ModelEvent
 from agenthost.providers.base import Provider, ProviderHealth
 from agenthost.providers.bedrock_auth import AwsSigner, parse_user_key
-from agenthost.providers.bedrock_request import build_body
+from agenthost.providers.bedrock_request import ReasoningMemory, build_body
 from agenthost.providers.bedrock_stream import BedrockStream, error_detail, response_kind
 from agenthost.providers.eventstream import EventStreamDecoder
 from agenthost.providers.openai_compat import arrived_before_break, env_proxy
@@ -77,6 +77,7 @@ class BedrockProvider(Provider):
         if not tunnelled:
             self._extra_headers.update(proxy_auth)
         self._session: aiohttp.ClientSession | None = None
+        self._reasoning = ReasoningMemory()
 
     def supports_json_schema(self) -> bool:
         return False
@@ -103,7 +104,7 @@ class BedrockProvider(Provider):
         return URL(f"{self._endpoint}/model/{quote(model, safe='')}/{action}", encoded=True)
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
-        body = orjson.dumps(build_body(request))
+        body = orjson.dumps(build_body(request, self._reasoning))
         url = self._url_for(request.model, request.streamed)
         caller = parse_user_key(self.name, request.api_key) if request.api_key else None
         async with aclosing(
@@ -135,6 +136,7 @@ class BedrockProvider(Provider):
             if not request.streamed:
                 for event in await self._whole(url, body, headers, deadline, state, redactor):
                     yield event
+                self._remember(state)
                 for event in state.end(request.model):
                     yield event
                 return
@@ -155,8 +157,14 @@ class BedrockProvider(Provider):
             )
             async for event in self._events(response, deadline, state, redactor):
                 yield event
+        self._remember(state)
         for event in state.end(request.model):
             yield event
+
+    def _remember(self, state: BedrockStream) -> None:
+        signed = state.signed_reasoning()
+        if signed is not None and state.call_ids:
+            self._reasoning.remember(state.call_ids[0], *signed)
 
     async def _events(
         self,

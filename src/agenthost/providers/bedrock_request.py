@@ -12,6 +12,9 @@ Runtime API reference documents them).
   refuses those without a `toolConfig`), where they stay with the model's own choice.
 - Images and PDFs go as bytes from base64 data URLs; other URLs are refused (Converse
   reads only bytes or S3 locations).
+- Claude, thinking while it uses tools, wants its signed reasoning block back first in the
+  assistant turn that made the calls: `ReasoningMemory` keeps it by call id (bounded, in
+  process); a call answered elsewhere or after a restart goes without it.
 - `reasoning_effort` on a Claude model asks for extended thinking with a budget through
   `additionalModelRequestFields` (the field Anthropic's models on Bedrock read); the
   budget is at most half the output cap, as Claude wants it below `maxTokens`.
@@ -20,6 +23,7 @@ Runtime API reference documents them).
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from typing import Any
 
 import orjson
@@ -40,6 +44,23 @@ THINKING_BUDGET = {"minimal": 1024, "low": 1024, "medium": 8192, "high": 24576, 
 _MIN_THINKING = 1024  # Claude's smallest budget
 _DATA_URL = re.compile(r"^data:([\w.+-]+)/([\w.+-]+);base64,(.*)$", re.DOTALL)
 _IMAGE_FORMATS = {"png", "jpeg", "gif", "webp"}
+
+
+class ReasoningMemory:
+    """The signed reasoning blocks of recent tool-calling answers, by call id."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self._size = size
+        self._blocks: OrderedDict[str, dict[str, Any]] = OrderedDict()
+
+    def remember(self, call_id: str, text: str, signature: str) -> None:
+        self._blocks[call_id] = {"reasoningText": {"text": text, "signature": signature}}
+        self._blocks.move_to_end(call_id)
+        while len(self._blocks) > self._size:
+            self._blocks.popitem(last=False)
+
+    def recall(self, call_id: str) -> dict[str, Any] | None:
+        return self._blocks.get(call_id)
 
 
 def _invalid(message: str) -> InvalidRequest:
@@ -80,8 +101,11 @@ def _arguments(text: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _assistant_blocks(message: Message) -> list[dict[str, Any]]:
+def _assistant_blocks(message: Message, memory: ReasoningMemory | None) -> list[dict[str, Any]]:
     blocks: list[dict[str, Any]] = []
+    reasoning = memory.recall(message.tool_calls[0].id) if memory and message.tool_calls else None
+    if reasoning is not None:
+        blocks.append({"reasoningContent": reasoning})
     if message.text():
         blocks.append({"text": message.text()})
     for call in message.tool_calls:
@@ -101,7 +125,9 @@ def _tool_result(message: Message) -> dict[str, Any]:
     return {"toolResult": {"toolUseId": message.tool_call_id, "content": content}}
 
 
-def build_messages(messages: list[Message]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def build_messages(
+    messages: list[Message], memory: ReasoningMemory | None = None
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(system blocks, messages), same-role turns merged, empty texts left out (Converse
     refuses a blank text block)."""
     system: list[dict[str, Any]] = []
@@ -112,7 +138,7 @@ def build_messages(messages: list[Message]) -> tuple[list[dict[str, Any]], list[
                 system.append({"text": message.text()})
             continue
         if message.role == "assistant":
-            role, blocks = "assistant", _assistant_blocks(message)
+            role, blocks = "assistant", _assistant_blocks(message, memory)
         elif message.role == "tool":
             role, blocks = "user", [_tool_result(message)]
         else:
@@ -171,9 +197,9 @@ def _thinking(request: ModelRequest, max_tokens: int) -> dict[str, Any] | None:
     return {"thinking": {"type": "enabled", "budget_tokens": budget}}
 
 
-def build_body(request: ModelRequest) -> dict[str, Any]:
+def build_body(request: ModelRequest, memory: ReasoningMemory | None = None) -> dict[str, Any]:
     """The Converse / ConverseStream body for `request` (the model is in the URL)."""
-    system, messages = build_messages(request.messages)
+    system, messages = build_messages(request.messages, memory)
     if not messages:
         raise InvalidRequest("The conversation has no user input.", param="messages")
     max_tokens = request.max_output_tokens or DEFAULT_MAX_TOKENS

@@ -78,6 +78,13 @@ class BedrockStream:
     raw_usage: dict[str, Any] | None = None
     finish: FinishReason | None = None
     stopped: bool = False
+    reasoning: list[str] = field(default_factory=list)
+    signature: str | None = None  # of the reasoning block, to hand back with the calls
+    call_ids: list[str] = field(default_factory=list)
+
+    def signed_reasoning(self) -> tuple[str, str] | None:
+        """(text, signature) of this answer's reasoning, when it is signed."""
+        return ("".join(self.reasoning), self.signature) if self.signature else None
 
     def feed_message(self, message: EventMessage) -> list[ModelEvent]:
         try:
@@ -126,6 +133,7 @@ class BedrockStream:
         call = _Call(self.call_count, str(use.get("toolUseId") or ""), str(use.get("name") or ""))
         self.call_count += 1
         self.calls[index] = call
+        self.call_ids.append(call.call_id)
         out.append(ToolCallStart(call.index, call.call_id, call.name))
 
     def _delta(self, index: Any, delta: Any, out: list[ModelEvent]) -> None:
@@ -138,7 +146,11 @@ class BedrockStream:
         if isinstance(reasoning, dict):
             thought = reasoning.get("text")
             if isinstance(thought, str) and thought:
+                self.reasoning.append(thought)
                 out.append(ReasoningDelta(thought))
+            signature = reasoning.get("signature")
+            if isinstance(signature, str) and signature:
+                self.signature = signature
         use = delta.get("toolUse")
         call = self.calls.get(index)
         if isinstance(use, dict) and call is not None:
@@ -179,12 +191,17 @@ class BedrockStream:
         inner = reasoning.get("reasoningText") if isinstance(reasoning, dict) else None
         thought = inner.get("text") if isinstance(inner, dict) else None
         if isinstance(thought, str) and thought:
+            self.reasoning.append(thought)
             out.append(ReasoningDelta(thought))
+        signature = inner.get("signature") if isinstance(inner, dict) else None
+        if isinstance(signature, str) and signature:
+            self.signature = signature
         use = block.get("toolUse")
         if isinstance(use, dict):
             index, call_id = self.call_count, str(use.get("toolUseId") or "")
             name = str(use.get("name") or "")
             self.call_count += 1
+            self.call_ids.append(call_id)
             arguments = orjson.dumps(use.get("input") or {}).decode()
             out.append(ToolCallStart(index, call_id, name))
             out.append(ToolCallDelta(index, call_id, arguments))
