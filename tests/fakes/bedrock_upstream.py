@@ -26,6 +26,8 @@ Directive lines in the last user turn's text choose the answer:
     !cut                   close the connection after two text deltas, without messageStop
     !exception KIND [AT]   an exception message KIND (e.g. throttlingException) as event AT
                            (default 3, after two text deltas); then the body ends
+    !corrupt               the third text delta's frame with one payload bit flipped (its
+                           message CRC no longer matches), then the rest as usual
     !stop REASON           that stopReason (e.g. max_tokens, guardrail_intervened)
 
 When the last user turn carries toolResult blocks it answers "tool said: <text>". Usage:
@@ -80,6 +82,7 @@ class Plan:
     written: int = 0
     status: int | None = None
     cut: bool = False
+    corrupt: bool = False
     exception: str | None = None
     exception_at: int = 3
     paced: bool = False
@@ -119,8 +122,8 @@ def plan_for(body: dict[str, Any]) -> Plan:
             setattr(plan, word[1:], int(arg))
         elif word == "!http":
             plan.status = int(arg)
-        elif word == "!cut":
-            plan.cut = True
+        elif word in ("!cut", "!corrupt"):
+            setattr(plan, word[1:], True)
         elif word == "!exception":
             kind, _, at = arg.partition(" ")
             plan.exception, plan.exception_at = kind, int(at or 3)
@@ -254,6 +257,8 @@ class EventStream(Response):
                 await send({"type": "http.response.body", "body": frame, "more_body": True})
                 return True
             frame = _event(kind, payload)
+            if self.plan.corrupt and number == 3:
+                frame = frame[:-6] + bytes([frame[-6] ^ 1]) + frame[-5:]
             # Sent in two writes, so readers meet messages split across chunks.
             for part in (frame[:7], frame[7:]):
                 await send({"type": "http.response.body", "body": part, "more_body": True})

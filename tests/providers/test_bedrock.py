@@ -11,6 +11,7 @@ import functools
 import json
 import time
 from collections.abc import AsyncGenerator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -351,6 +352,28 @@ def test_images_go_as_bytes_and_schemas_and_urls_are_refused(bedrock: Bedrock) -
     assert caught.value.response.json()["error"]["code"] == "unsupported_response_format"
 
 
+def test_concurrent_calls_each_charged_once_at_their_usage(bedrock: Bedrock) -> None:
+    word = marker()
+    prompt = f"{word}\n!cached 30\n!written 10\n!text a b c\n" + "pad " * 60
+    before = ledger(bedrock.server, EMAIL)
+    modes = [MODES[n % len(MODES)] for n in range(16)]
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        outs = list(
+            pool.map(
+                lambda m: call(bedrock.server.api, bedrock.key, m, bedrock.agent, prompt), modes
+            )
+        )
+    assert all(o.status == 200 and o.text == "a b c" for o in outs)
+    after = settled_ledger(bedrock.server, EMAIL, before, 16)
+    rows = after.since(before)
+    words = len(prompt.split())
+    assert len(rows) == 16 and {(i, o) for _, i, o, _ in rows} == {(words + 40, 3)}
+    micro = words * 3_000_000 + 30 * 300_000 + 10 * 3_750_000 + 3 * 15_000_000
+    assert {c for *_, c in rows} == {-((micro + 999_999) // 1_000_000)}
+    assert_consistent(before, after)
+    assert len(wait_outcomes(bedrock.root, word, {"done"})) == 16
+
+
 def test_stop_reasons_map_onto_finish_reasons(bedrock: Bedrock) -> None:
     assert bedrock.ask("!text a b\n!stop max_tokens").choices[0].finish_reason == "length"
     filtered = bedrock.ask("!text a\n!stop guardrail_intervened", stream=True)
@@ -401,7 +424,7 @@ def test_an_exception_before_any_output_is_retried(bedrock: Bedrock) -> None:
     assert len(wait_outcomes(bedrock.root, word, {"done"})) == 2  # max_retries: 1
 
 
-@pytest.mark.parametrize("fault", ["!cut", "!exception modelStreamErrorException"])
+@pytest.mark.parametrize("fault", ["!cut", "!exception modelStreamErrorException", "!corrupt"])
 @pytest.mark.parametrize("mode", ["chat-sse", "responses-sse"])
 def test_a_stream_failing_midway_ends_with_the_protocol_error(
     bedrock: Bedrock, mode: str, fault: str
@@ -411,8 +434,10 @@ def test_a_stream_failing_midway_ends_with_the_protocol_error(
     out = call(bedrock.server.api, bedrock.key, mode, bedrock.agent, f"{word}\n{fault}")
     assert out.status == 200 and out.ended_properly, "never a silent close"
     assert out.text == "Hello from"
-    code = "upstream_error" if fault == "!cut" else "upstream_unavailable"
+    code = "upstream_unavailable" if fault.startswith("!exception") else "upstream_error"
     assert out.stream_error is not None and out.stream_error["code"] == code
+    if fault == "!corrupt":  # a damaged frame is refused, never read as JSON
+        assert "checksum mismatch" in out.stream_error["message"]
     if mode.startswith("responses"):
         assert out.events[-2:] == ["error", "response.failed"]
     records = wait_outcomes(bedrock.root, word, {"cut", "done"})
