@@ -537,6 +537,36 @@ async def test_closing_the_stream_closes_the_upstream_request(bedrock_root: str)
     assert record["outcome"] == "disconnected"
 
 
+async def test_without_keys_the_standard_aws_chain_signs(
+    bedrock_root: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # The environment is the chain's first link; no shared files are read from $HOME.
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", KEY_ID)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    config = ProviderSettings(type="bedrock", region="us-west-2", endpoint_url=bedrock_root)
+    provider = BedrockProvider("b", config)
+    word = marker()
+    request = ModelRequest(
+        model=MODEL, messages=[Message("user", [TextPart(f"{word}\n!text env")])]
+    )
+    try:
+        assert (await provider.health()).ok
+        events = [e async for e in provider.stream(request)]
+    finally:
+        await provider.aclose()
+    assert [e.text for e in events if isinstance(e, TextDelta)] == ["env"]
+    (record,) = [
+        r
+        for r in httpx.get(f"{bedrock_root}/_requests").json()
+        if word in json.dumps(r.get("body", {}))
+    ]
+    assert record["outcome"] == "done"
+    assert f"Credential={KEY_ID}/" in record["headers"]["authorization"]
+    assert "/us-west-2/bedrock/" in record["headers"]["authorization"]
+
+
 @pytest.mark.parametrize(
     ("provider", "error"),
     [
