@@ -124,7 +124,7 @@ def test_exception_messages_become_our_errors(
     headers = {":exception-type": kind, ":message-type": "exception"}
     frame = encode_message(headers, orjson.dumps({"message": "went wrong SECRETKEY"}))
     (message,) = EventStreamDecoder().feed(frame)
-    state = BedrockStream("bedrock", "SECRETKEY")
+    state = BedrockStream("bedrock", ("SECRETKEY",))
     with pytest.raises(ProviderError) as caught:
         state.feed_message(message)
     assert type(caught.value) is error

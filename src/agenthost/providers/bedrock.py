@@ -126,9 +126,9 @@ class BedrockProvider(Provider):
         request: ModelRequest,
         caller: Credentials | None,
     ) -> AsyncGenerator[ModelEvent, None]:
-        secrets = [s for s in (caller.secret_key, caller.token) if s] if caller else []
-        state = BedrockStream(self.name, None)
-        redactor = self._redactor(secrets)
+        extra = [s for s in (caller.secret_key, caller.token) if s] if caller else []
+        state = BedrockStream(self.name, tuple(self._secrets + extra))
+        redactor = self._redactor(extra)
         # Leaving this block (the caller went away) closes the response: the upstream
         # connection is dropped, which cancels the generation.
         async with AsyncExitStack() as stack:
@@ -180,12 +180,7 @@ class BedrockProvider(Provider):
             if chunk is None:
                 break
             for message in decoder.feed(chunk):
-                try:
-                    events = state.feed_message(message)
-                except ProviderError as exc:
-                    exc.message = redactor(exc.message)
-                    raise
-                for event in events:
+                for event in state.feed_message(message):
                     emitted = True
                     yield event
             if state.stopped and state.raw_usage is not None:

@@ -68,11 +68,11 @@ class _Call:
 
 @dataclass(slots=True)
 class BedrockStream:
-    """What one Bedrock answer has said so far. `provider` and `secret` name the
-    upstream in errors and mask its secret key in them."""
+    """What one Bedrock answer has said so far. `provider` and `secrets` name the
+    upstream in errors and mask its secret key (and session token) in them."""
 
     provider: str = "bedrock"
-    secret: str | None = None
+    secrets: tuple[str, ...] = ()
     call_count: int = 0
     calls: dict[int, _Call] = field(default_factory=dict)  # by contentBlockIndex
     raw_usage: dict[str, Any] | None = None
@@ -101,7 +101,10 @@ class BedrockStream:
 
     def failure(self, kind: str, data: Any) -> ProviderError:
         detail = data.get("message") or data.get("Message") if isinstance(data, dict) else None
-        text = redact(f"{kind}: {detail or data}", self.secret)
+        text = f"{kind}: {detail or data}"
+        for secret in self.secrets:
+            text = text.replace(secret, "***")
+        text = redact(text, None)
         message = f"upstream {self.provider} failed mid-stream: {text}"
         status = RETRYABLE.get(kind.lower())
         if status is not None:
