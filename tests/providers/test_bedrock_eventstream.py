@@ -38,7 +38,7 @@ def test_the_fake_frames_as_botocore_reads_them() -> None:
 def test_a_message_split_at_every_byte_is_decoded_once() -> None:
     frames = _frame("one") + _frame("two")
     decoder = EventStreamDecoder()
-    got = [m for byte in range(len(frames)) for m in decoder.feed(frames[byte : byte + 1])]
+    got = [m for byte in range(len(frames)) for m in list(decoder.feed(frames[byte : byte + 1]))]
     assert [orjson.loads(m.payload)["delta"]["text"] for m in got] == ["one", "two"]
     assert got[0].event_type == "contentBlockDelta" and got[0].message_type == "event"
     assert decoder.pending == 0
@@ -46,7 +46,7 @@ def test_a_message_split_at_every_byte_is_decoded_once() -> None:
 
 def test_many_messages_in_one_chunk() -> None:
     decoder = EventStreamDecoder()
-    got = decoder.feed(b"".join(_frame(str(n)) for n in range(50)) + _frame("tail")[:5])
+    got = list(decoder.feed(b"".join(_frame(str(n)) for n in range(50)) + _frame("tail")[:5]))
     assert len(got) == 50 and decoder.pending == 5
 
 
@@ -56,16 +56,26 @@ def test_a_flipped_bit_anywhere_is_refused(where: str) -> None:
     at = {"prelude": 2, "headers": 14, "payload": len(frame) - 8, "message_crc": len(frame) - 1}
     frame[at[where]] ^= 0x01
     with pytest.raises(EventStreamError, match="checksum"):
-        EventStreamDecoder().feed(bytes(frame))
+        list(EventStreamDecoder().feed(bytes(frame)))
+
+
+def test_messages_before_a_damaged_one_in_the_same_chunk_still_come_out() -> None:
+    damaged = bytearray(_frame("bad"))
+    damaged[-1] ^= 0x01
+    messages = EventStreamDecoder().feed(_frame("one") + _frame("two") + bytes(damaged))
+    got = [orjson.loads(next(messages).payload)["delta"]["text"] for _ in range(2)]
+    assert got == ["one", "two"]
+    with pytest.raises(EventStreamError, match="checksum"):
+        next(messages)
 
 
 def test_an_absurd_length_is_refused_before_waiting_for_it() -> None:
     prelude = struct.pack(">II", 2**31, 0)
     with pytest.raises(EventStreamError, match="length"):
-        EventStreamDecoder().feed(prelude + struct.pack(">I", zlib.crc32(prelude)))
+        list(EventStreamDecoder().feed(prelude + struct.pack(">I", zlib.crc32(prelude))))
     short = struct.pack(">II", 8, 0)
     with pytest.raises(EventStreamError, match="length"):
-        EventStreamDecoder().feed(short + struct.pack(">I", zlib.crc32(short)))
+        list(EventStreamDecoder().feed(short + struct.pack(">I", zlib.crc32(short))))
 
 
 def test_every_header_type_is_read() -> None:
@@ -85,7 +95,7 @@ def test_every_header_type_is_read() -> None:
     )
     prelude = struct.pack(">II", 16 + len(raw), len(raw))
     head = prelude + struct.pack(">I", zlib.crc32(prelude)) + raw
-    (message,) = EventStreamDecoder().feed(head + struct.pack(">I", zlib.crc32(head)))
+    (message,) = list(EventStreamDecoder().feed(head + struct.pack(">I", zlib.crc32(head))))
     assert message.headers == {
         "t": True,
         "f": False,
@@ -105,7 +115,7 @@ def test_an_unknown_header_type_is_refused() -> None:
     prelude = struct.pack(">II", 16 + len(raw), len(raw))
     head = prelude + struct.pack(">I", zlib.crc32(prelude)) + raw
     with pytest.raises(EventStreamError, match="unknown type"):
-        EventStreamDecoder().feed(head + struct.pack(">I", zlib.crc32(head)))
+        list(EventStreamDecoder().feed(head + struct.pack(">I", zlib.crc32(head))))
 
 
 @pytest.mark.parametrize(
@@ -123,7 +133,7 @@ def test_exception_messages_become_our_errors(
 ) -> None:
     headers = {":exception-type": kind, ":message-type": "exception"}
     frame = encode_message(headers, orjson.dumps({"message": "went wrong SECRETKEY"}))
-    (message,) = EventStreamDecoder().feed(frame)
+    (message,) = list(EventStreamDecoder().feed(frame))
     state = BedrockStream("bedrock", ("SECRETKEY",))
     with pytest.raises(ProviderError) as caught:
         state.feed_message(message)
@@ -134,7 +144,7 @@ def test_exception_messages_become_our_errors(
 
 def test_text_deltas_and_usage_with_cache_counts() -> None:
     state = BedrockStream()
-    (message,) = EventStreamDecoder().feed(_frame("hello"))
+    (message,) = list(EventStreamDecoder().feed(_frame("hello")))
     assert state.feed_message(message) == [TextDelta("hello")]
     state.feed("messageStop", {"stopReason": "max_tokens"})
     usage = {"inputTokens": 10, "outputTokens": 4, "cacheReadInputTokens": 100}

@@ -110,6 +110,7 @@ class BedrockProvider(Provider):
         async with aclosing(
             stream_with_retries(
                 lambda deadline: self._attempt(url, body, deadline, request, caller),
+                provider=self.name,
                 max_retries=self._config.max_retries,
                 timeout_seconds=self._config.timeout_seconds,
                 deadline=request.deadline,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import struct
 import uuid
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,7 +87,8 @@ def parse_headers(data: bytes) -> dict[str, Any]:
 
 
 class EventStreamDecoder:
-    """Feed bytes as they arrive; get back every message completed by them."""
+    """Feed bytes as they arrive; get back every message completed by them, one at a
+    time, so the messages before a damaged one are still delivered."""
 
     def __init__(self) -> None:
         self._buffer = bytearray()
@@ -96,9 +98,8 @@ class EventStreamDecoder:
         """Bytes held of a message not yet complete (non-zero at the end: a cut stream)."""
         return len(self._buffer)
 
-    def feed(self, chunk: bytes) -> list[EventMessage]:
+    def feed(self, chunk: bytes) -> Iterator[EventMessage]:
         self._buffer += chunk
-        out: list[EventMessage] = []
         while len(self._buffer) >= _PRELUDE:
             total, headers_length, prelude_crc = struct.unpack_from(">III", self._buffer)
             if zlib.crc32(self._buffer[:8]) != prelude_crc:
@@ -113,5 +114,4 @@ class EventStreamDecoder:
             if zlib.crc32(frame[: total - _CRC]) != message_crc:
                 raise EventStreamError("event stream message checksum mismatch")
             headers = parse_headers(frame[_PRELUDE : _PRELUDE + headers_length])
-            out.append(EventMessage(headers, frame[_PRELUDE + headers_length : total - _CRC]))
-        return out
+            yield EventMessage(headers, frame[_PRELUDE + headers_length : total - _CRC])
