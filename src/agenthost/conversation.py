@@ -175,3 +175,5 @@ class AgentSpec:
     instructions: str = ""
     params: dict[str, Any] = field(default_factory=dict)
     mcp_servers: tuple[str, ...] = ()
+    # (provider, model) pairs tried in order when the primary fails before its first token.
+    fallbacks: tuple[tuple[str, str], ...] = ()

@@ -123,6 +123,7 @@ class StepFinished:
     step: int
     model: str
     usage: Usage
+    provider: str = ""  # the provider that served it ("": the agent's own)
 
 
 RunStatus = Literal["completed", "incomplete", "failed", "cancelled"]

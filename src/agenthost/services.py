@@ -36,6 +36,7 @@ from agenthost.runs.background import BackgroundRuns
 from agenthost.runs.drain import Drain
 from agenthost.runs.event_log import EventLog
 from agenthost.runs.leases import Leases
+from agenthost.runtime.circuit import Breakers
 from agenthost.runtime.loop import AgentRunner
 from agenthost.runtime.tools import NoServerTools, ServerTools
 from agenthost.server_secret import server_secret
@@ -106,6 +107,7 @@ class Services:
                 settings.limits.run,
                 server_tools=_server_tools(settings),
                 disabled=settings.disabled_providers,
+                breakers=Breakers({n: p.circuit_breaker for n, p in settings.providers.items()}),
             ),
             meter=meter,
             gate=Gate(meter, limiter, settings.limits),

@@ -98,6 +98,17 @@ class VertexSettings(_Section):
 _AWS_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
 
 
+class CircuitBreakerSettings(_Section):
+    """Skip a provider that keeps failing before the first token, for a cool-down."""
+
+    failures: int = Field(
+        5, ge=0, le=1000, description="consecutive pre-first-token failures that open it; 0: off"
+    )
+    cooldown_seconds: float = Field(
+        30.0, gt=0, le=86_400, description="how long it stays open before one trial call"
+    )
+
+
 class ProviderSettings(_Section):
     """One upstream. `openai` covers every OpenAI-compatible server."""
 
@@ -152,6 +163,10 @@ class ProviderSettings(_Section):
     )
     endpoint_url: str | None = Field(
         None, description="bedrock: default https://bedrock-runtime.{region}.amazonaws.com"
+    )
+    circuit_breaker: CircuitBreakerSettings = Field(
+        default_factory=CircuitBreakerSettings,
+        description="agents with fallbacks skip this provider while it keeps failing",
     )
 
     @model_validator(mode="after")

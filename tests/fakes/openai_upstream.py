@@ -25,6 +25,9 @@ Tool calls are made only when the request offers that tool and the last message 
 tool result; after one it answers "tool said: <tool output>". `max_completion_tokens` (or
 `max_tokens`) truncates the reply to that many words with finish_reason "length".
 `GET /_requests` lists the last 200 requests (body, headers, outcome); `DELETE` clears.
+`PUT /_fault {"status": 503, "slow_ms": 2000}` makes every chat request fail (or wait)
+that way whatever its directives, until `PUT /_fault {}`: one upstream of several going
+down while the others answer the same prompt (fallback tests).
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ from starlette.types import Receive, Scope, Send
 DEFAULT_REPLY = "Hello from fake upstream"
 MODEL = "fake-model"
 REQUESTS: collections.deque[dict[str, Any]] = collections.deque(maxlen=200)
+FAULT: dict[str, Any] = {}  # set by PUT /_fault: applies to every chat request
 _WORD = re.compile(r"\s*\S+\s*$|\s*\S+")
 
 
@@ -340,6 +344,10 @@ async def chat_completions(request: Request) -> Response:
     }
     REQUESTS.append(record)
     plan = make_plan(body)
+    if FAULT.get("slow_ms"):
+        plan.slow_ms = float(FAULT["slow_ms"])
+    if FAULT.get("status"):
+        plan.status = int(FAULT["status"])
     if plan.slow_ms:
         await asyncio.sleep(plan.slow_ms / 1000)
     if plan.status == -400:
@@ -430,6 +438,12 @@ async def requests_log(request: Request) -> Response:
     return _json(list(REQUESTS))
 
 
+async def fault(request: Request) -> Response:
+    FAULT.clear()
+    FAULT.update(orjson.loads(await request.body() or b"{}"))
+    return _json(FAULT)
+
+
 def build_app() -> Starlette:
     return Starlette(
         routes=[
@@ -442,6 +456,7 @@ def build_app() -> Starlette:
             ),
             Route("/openai/models", azure_models, methods=["GET"]),
             Route("/_requests", requests_log, methods=["GET", "DELETE"]),
+            Route("/_fault", fault, methods=["PUT"]),
         ]
     )
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+from agenthost import agent_fallbacks
 from agenthost.auth.principal import Principal
 from agenthost.conversation import AgentSpec
 from agenthost.errors import NotFound, PermissionDenied
@@ -68,6 +69,7 @@ def agent_spec(row: Agent) -> AgentSpec:
         instructions=row.instructions or "",
         params=dict(row.params or {}),
         mcp_servers=tuple(row.mcp_servers or ()),
+        fallbacks=agent_fallbacks.pairs(row.fallbacks or ()),
     )
 
 

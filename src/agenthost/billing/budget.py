@@ -102,8 +102,9 @@ class RunBudget:
     def user_id(self) -> str:
         return self.principal.user_id
 
-    async def admit(self, call: ModelRequest) -> None:
-        rates = self._meter.prices.rates_for(call.model, self.agent.provider)
+    async def admit(self, call: ModelRequest, provider: str | None = None) -> None:
+        # Called again for a fallback before it is reached: its hold replaces the last.
+        rates = self._meter.prices.rates_for(call.model, provider or self.agent.provider)
         wanted = call.max_output_tokens or self._meter.min_output_tokens
         pending = self._call = _Call(call.model, rates, prompt_size(call), wanted)
         if not self._meter.enabled:

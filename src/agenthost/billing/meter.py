@@ -169,11 +169,10 @@ class Meter:
             await written(None)
             return
         rows = [self._transaction(budget, step, request_id) for step in steps]
-        provider = budget.agent.provider
 
         async def recorded(credits: int | None) -> None:
             for row in rows:  # counted once the ledger holds them: the two always agree
-                metrics.charged(provider, row["model"], row, -row["credits"])
+                metrics.charged(row["provider"], row["model"], row, -row["credits"])
             await written(credits)
 
         try:
@@ -193,7 +192,8 @@ class Meter:
     ) -> dict[str, Any]:
         # Priced at the model the call asked for (never a model name the upstream reports),
         # with the usage the budget validated: the same figures its hold covered.
-        rates = self.prices.rates_for(step.model, budget.agent.provider)
+        provider = step.provider or budget.agent.provider  # a fallback's, if one served
+        rates = self.prices.rates_for(step.model, provider)
         usage = step.usage
         return {
             "user_id": budget.user_id,
@@ -202,6 +202,7 @@ class Meter:
             "agent_id": budget.agent.id,
             "request_id": request_id,
             "model": step.model,
+            "provider": provider,
             "input_tokens": usage.input_tokens,
             "cache_write_tokens": usage.cache_write_tokens,
             "cache_read_tokens": usage.cache_read_tokens,

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from agenthost import agent_params, text_bounds
+from agenthost import agent_fallbacks, agent_params, text_bounds
 from agenthost.cli.base import CommandError, Settings, agents_app, announce, db, run
 from agenthost.cli.users import find_user
 from agenthost.errors import InvalidRequest
@@ -64,6 +64,29 @@ MaxOutputOption = Annotated[
     int | None, typer.Option(help="Output cap sent upstream (the request may lower it).")
 ]
 TemperatureOption = Annotated[float | None, typer.Option(help="Default sampling temperature.")]
+FallbackOption = Annotated[
+    str | None,
+    typer.Option(
+        help="PROVIDER:MODEL[,PROVIDER:MODEL]: tried in order when the model fails before "
+        "its first token ('' on update: none)."
+    ),
+]
+
+
+def _fallbacks(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    try:
+        return agent_fallbacks.parse(text)
+    except agent_fallbacks.InvalidFallbacks as exc:
+        raise CommandError(f"--fallback: {exc.message}") from None
+
+
+def _check_fallbacks(entries: list[str], cfg: Settings, primary: tuple[str, str]) -> list[str]:
+    try:
+        return agent_fallbacks.check(entries, cfg, primary)
+    except agent_fallbacks.InvalidFallbacks as exc:
+        raise CommandError(f"--fallback: {exc.message}") from None
 
 
 def _with_sampling(
@@ -101,6 +124,7 @@ def agents_create(
     ] = None,
     max_output_tokens: MaxOutputOption = None,
     temperature: TemperatureOption = None,
+    fallback: FallbackOption = None,
 ) -> None:
     """Create an agent and print its id."""
     from agenthost.storage.repositories import agents
@@ -108,6 +132,7 @@ def agents_create(
     _check_texts(name, instructions, model)
     servers = [s.strip() for s in mcp.split(",") if s.strip()] if mcp else []
     checked = _with_sampling(_params(params), max_output_tokens, temperature)
+    fallbacks = _fallbacks(fallback) or []
 
     async def work(cfg: Settings) -> str:
         if provider in cfg.disabled_providers:
@@ -120,6 +145,7 @@ def agents_create(
         unknown = [s for s in servers if s not in cfg.mcp_servers]
         if unknown:
             raise CommandError(f"MCP server {unknown[0]!r} is not configured")
+        _check_fallbacks(fallbacks, cfg, (provider, model))
         async with db().session() as session:
             user = await find_user(session, owner)
             agent = await agents.create(
@@ -131,6 +157,7 @@ def agents_create(
                 instructions=instructions,
                 mcp_servers=servers,
                 params=checked,
+                fallbacks=fallbacks,
             )
             for share in share_remote or []:
                 await _grant(session, agent.id, share)
@@ -176,24 +203,31 @@ def agents_update(
     share_remote: Annotated[
         list[str] | None, typer.Option(help=f"Also grant: {SHARE_HELP}.")
     ] = None,
+    fallback: FallbackOption = None,
 ) -> None:
     """Change an agent; options not given stay as they are."""
     from agenthost.auth.invalidations import agents_changed
     from agenthost.storage.repositories import agent_edits, agents
 
     _check_texts(name, instructions, model)
+    fallbacks = _fallbacks(fallback)
 
     async def work(cfg: Settings) -> str:
         async with db().session() as session:
             agent = await agents.get(session, agent_id)
             if agent is None:
                 raise CommandError(f"no agent {agent_id!r}")
+            primary = (agent.provider, model or agent.model)
+            if fallbacks is not None:
+                _check_fallbacks(fallbacks, cfg, primary)
             base = _params(params) if params is not None else dict(agent.params or {})
             sampled = _with_sampling(base, max_output_tokens, temperature)
             fields: dict[str, Any] = {"params": sampled}
             for key, value in (("name", name), ("instructions", instructions), ("model", model)):
                 if value is not None:
                     fields[key] = value
+            if fallbacks is not None:
+                fields["fallbacks"] = fallbacks
             await agent_edits.update_agent(session, agent.id, fields)
             for share in share_remote or []:
                 await _grant(session, agent.id, share)

@@ -66,6 +66,18 @@ UPSTREAM_ATTEMPTS = Counter(
     "(served, unavailable, timeout, failed, cancelled).",
     ["provider", "outcome"],
 )
+FALLBACKS = Counter(
+    "agenthost_fallbacks",
+    "Model calls another provider served after one failed (or was skipped) before its first token.",
+    ["from_provider", "to_provider"],
+)
+CIRCUIT_STATE = Gauge(
+    "agenthost_circuit_state",
+    "A provider's circuit breaker in this process: 0 closed, 1 half-open (one trial call), "
+    "2 open (skipped by agents with fallbacks).",
+    ["provider"],
+    multiprocess_mode="max",
+)
 RATE_LIMITED = Counter("agenthost_rate_limited", "Requests refused by a rate limit.", ["scope"])
 INSUFFICIENT_BALANCE = Counter(
     "agenthost_insufficient_balance",

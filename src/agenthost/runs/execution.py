@@ -33,12 +33,16 @@ from agenthost.services import Services
 
 log = logging.getLogger(__name__)
 
+# Which upstream (provider:model) served the run's first model call: the agent's own,
+# or one of its fallbacks.
+SERVED_BY_HEADER = "x-agenthost-served-by"
+
 
 class Execution:
     """One run behind a request: the budget gate, the run, and settlement exactly once.
 
-    After `start()`, `headers` holds the `x-ratelimit-*` headers to send with a
-    successful response (empty when no rate limit applies to the request).
+    After `start()`, `headers` holds the headers to send with a successful response:
+    `x-ratelimit-*` (when a rate limit applies) and `x-agenthost-served-by`.
     """
 
     def __init__(
@@ -90,6 +94,8 @@ class Execution:
         except BaseException:
             await self.close()
             raise
+        if self.state.served_by:  # known at the first token, before any byte is sent
+            self.headers = {**self.headers, SERVED_BY_HEADER: self.state.served_by}
 
     async def _caller(self) -> Caller:
         """Who the run is for, with the secrets its MCP headers reference (read only

@@ -33,6 +33,8 @@ from agenthost.services import Services
 from agenthost.storage.repositories import responses as repo
 
 log = logging.getLogger(__name__)
+
+SERVED_BY_FIELD = "agenthost"
 Item = dict[str, Any]
 CANCEL_POLL_SECONDS = 1.0
 
@@ -129,6 +131,11 @@ class Turn:
 
     async def events(self, opening: bool = True) -> AsyncGenerator[Item, None]:
         """Spec events of the whole turn; `start()` of the execution must have succeeded."""
+        served_by = self.execution.state.served_by
+        if served_by:
+            # A vendor field beside the spec's (the response object allows more): which
+            # upstream served the first model call; `model` stays the agent's id.
+            self.stream.response[SERVED_BY_FIELD] = {"served_by": served_by}
         try:
             if opening:
                 for event in self.stream.opening():

@@ -20,7 +20,8 @@ CHARS_PER_TOKEN = 4  # a documented estimate for output whose usage never arrive
 
 
 class CallBudget(Protocol):
-    async def admit(self, call: ModelRequest) -> None: ...
+    # `provider`: the one serving the call when it is not the agent's own (a fallback).
+    async def admit(self, call: ModelRequest, provider: str | None = None) -> None: ...
 
     def settle(self, reported: Usage | None, output_chars: int) -> Usage: ...
 
@@ -28,7 +29,7 @@ class CallBudget(Protocol):
 class Unmetered:
     """No balance to check: usage is kept as reported, output estimated when missing."""
 
-    async def admit(self, call: ModelRequest) -> None:
+    async def admit(self, call: ModelRequest, provider: str | None = None) -> None:
         return None
 
     def settle(self, reported: Usage | None, output_chars: int) -> Usage:

@@ -49,8 +49,9 @@ from agenthost.events import (
 from agenthost.observability import metrics, tracing
 from agenthost.providers.base import Provider
 from agenthost.providers.upstream_errors import mask_secret
-from agenthost.runtime import structured
+from agenthost.runtime import fallbacks, structured
 from agenthost.runtime.budget import CallBudget, Unmetered
+from agenthost.runtime.circuit import Breakers, Ticket
 from agenthost.runtime.context import initial_messages, model_request
 from agenthost.runtime.limits import limits_for
 from agenthost.runtime.steps import (
@@ -82,6 +83,9 @@ class RunState:
     steps: list[StepFinished] = field(default_factory=list)
     pending_output_chars: int = 0  # text of the current model call, before its usage arrives
     model: str = ""
+    provider: str = ""  # the current model call's (a fallback's, when one serves it)
+    # "provider:model" that served the run's first model call (set at its first token).
+    served_by: str = ""
     budget: CallBudget = field(default_factory=Unmetered)
     # Events of the current upstream read still to be yielded, all already in memory: a
     # consumer may hold its output until this is 0 and write it at once (fewer writes
@@ -99,7 +103,8 @@ class RunState:
         """Record a model call cut off before its usage arrived, at the budget's estimate."""
         if self.pending_output_chars:
             usage = self.budget.settle(None, self.pending_output_chars)
-            self.steps.append(StepFinished(len(self.steps) + 1, self.model, usage))
+            done = StepFinished(len(self.steps) + 1, self.model, usage, self.provider)
+            self.steps.append(done)
             self.pending_output_chars = 0
 
 
@@ -132,6 +137,15 @@ class _Run:
         return RunFinished("incomplete", "length", self.state.usage, reason)
 
 
+@dataclass(slots=True)
+class _Opened:
+    """One upstream attempt of a model call: whether its first token has arrived."""
+
+    route: fallbacks.Route
+    ticket: Ticket
+    first_token: bool = False
+
+
 class AgentRunner:
     """Runs agents; one instance per process, shared by every request."""
 
@@ -141,8 +155,10 @@ class AgentRunner:
         limits: RunLimits,
         server_tools: ServerTools | None = None,
         disabled: dict[str, str] | None = None,
+        breakers: Breakers | None = None,
     ) -> None:
         self._providers = providers
+        self._breakers = breakers or Breakers({})
         self._disabled = disabled or {}  # provider name -> the unset variable
         self._limits = limits
         self._server_tools = server_tools or NoServerTools()
@@ -279,16 +295,51 @@ class AgentRunner:
     async def _model_call(
         self, run: _Run, call: ModelRequest, step: Step
     ) -> AsyncGenerator[RunEvent, None]:
-        """Stream one model call; each wait for the upstream is bounded by the run deadline."""
+        """Stream one model call from the first route that answers (runtime/fallbacks.py):
+        a failure before the first token moves on to the agent's next fallback, priced
+        and admitted anew at its model; after the first token there is no moving on."""
+        candidates = fallbacks.routes(run.agent, run.provider, self._providers)
+        failed: fallbacks.Route | None = None
+        for route, ticket, last in fallbacks.attempts(candidates, self._breakers):
+            opened = _Opened(route, ticket)
+            try:
+                if route.provider is not run.provider or route.model != call.model:
+                    call.model, call.api_key = route.model, None  # a fallback: our own key
+                    await run.state.budget.admit(call, route.provider.name)
+                    source = (failed or candidates[0]).provider.name
+                    metrics.FALLBACKS.labels(source, route.provider.name).inc()
+                async with aclosing(self._read(run, route.provider, call, step, opened)) as events:
+                    async for event in events:
+                        yield event
+                return
+            except ProviderError as exc:
+                if opened.first_token:
+                    raise
+                if not fallbacks.moves_on(exc, call):
+                    self._breakers.abandoned(ticket)
+                    raise
+                self._breakers.failed(ticket)
+                if last:
+                    raise
+                failed = route
+            except BaseException:
+                if not opened.first_token:
+                    self._breakers.abandoned(ticket)
+                raise
+
+    async def _read(
+        self, run: _Run, provider_: Provider, call: ModelRequest, step: Step, opened: _Opened
+    ) -> AsyncGenerator[RunEvent, None]:
+        """Stream one upstream call; each wait for it is bounded by the run deadline."""
         loop = asyncio.get_running_loop()
         run.state.pending_output_chars = 0
-        run.state.model = call.model
+        run.state.model, run.state.provider = call.model, provider_.name
         most_chars = (call.max_output_tokens or 0) * MAX_CHARS_PER_CAPPED_TOKEN
         server_indexes: set[int] = set()
         # Providers are async generators; the base class only promises an iterator.
-        batches = cast(AsyncGenerator[list[ModelEvent], None], run.provider.stream_batches(call))
-        timed = not run.provider.bounds_waits  # else the provider ends its call in time
-        provider, started, waiting = run.provider.name, loop.time(), True
+        batches = cast(AsyncGenerator[list[ModelEvent], None], provider_.stream_batches(call))
+        timed = not provider_.bounds_waits  # else the provider ends its call in time
+        provider, started, waiting = provider_.name, loop.time(), True
         async with aclosing(batches) as upstream:
             while True:
                 try:
@@ -305,7 +356,7 @@ class AgentRunner:
                     metrics.UPSTREAM_ERRORS.labels(provider, "timeout").inc()
                     if isinstance(exc, UpstreamTimeout):
                         raise
-                    raise UpstreamTimeout(f"upstream {run.provider.name} timed out") from exc
+                    raise UpstreamTimeout(f"upstream {provider} timed out") from exc
                 except ProviderError as exc:
                     metrics.UPSTREAM_ERRORS.labels(provider, exc.code or "upstream_error").inc()
                     mask_secret(exc, call.api_key)  # providers mask only keys they know
@@ -313,6 +364,7 @@ class AgentRunner:
                 if waiting:
                     waiting = False
                     metrics.first_token(provider, loop.time() - started)
+                    self._first_token(run, opened)
                 visible, stop = self._route_batch(run, batch, server_indexes, step)
                 if stop is None and most_chars and run.state.pending_output_chars > most_chars:
                     stop = LimitReached("max_output_tokens")
@@ -321,6 +373,12 @@ class AgentRunner:
                     yield event
                 if stop is not None:
                     raise stop
+
+    def _first_token(self, run: _Run, opened: _Opened) -> None:
+        opened.first_token = True
+        self._breakers.succeeded(opened.ticket)
+        if not run.state.served_by:
+            run.state.served_by = opened.route.label
 
     def _route_batch(
         self, run: _Run, batch: list[ModelEvent], server_indexes: set[int], step: Step
@@ -364,7 +422,7 @@ class AgentRunner:
         # Recorded at the model asked for: an upstream's own model name is not trusted
         # for pricing.
         usage = run.state.budget.settle(step.usage, run.state.pending_output_chars)
-        done = StepFinished(step_no, call.model, usage)
+        done = StepFinished(step_no, call.model, usage, run.state.provider)
         run.state.steps.append(done)
         run.state.pending_output_chars = 0
         return done

@@ -97,6 +97,8 @@ class Agent(Base):
     instructions: Mapped[str] = mapped_column(Text, default="")
     params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     mcp_servers: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # ["provider:model", …] tried in order when the primary fails before its first token.
+    fallbacks: Mapped[list[str]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -179,6 +181,8 @@ class Transaction(Base):
     agent_id: Mapped[str | None] = mapped_column(String(32), default=None)
     request_id: Mapped[str | None] = mapped_column(String(64), default=None, index=True)
     model: Mapped[str | None] = mapped_column(String(200), default=None)
+    # The provider that served the call (a fallback's, when one served it).
+    provider: Mapped[str | None] = mapped_column(String(100), default=None)
     input_tokens: Mapped[int] = mapped_column(Integer, default=0)
     cache_write_tokens: Mapped[int] = mapped_column(Integer, default=0)
     cache_read_tokens: Mapped[int] = mapped_column(Integer, default=0)

@@ -9,7 +9,7 @@ from typing import Any
 
 from starlette.datastructures import FormData
 
-from agenthost import agent_params, text_bounds
+from agenthost import agent_fallbacks, agent_params, text_bounds
 from agenthost.errors import InvalidRequest
 from agenthost.settings import Settings
 from agenthost.storage.models import Agent
@@ -31,6 +31,8 @@ class AgentInput:
     instructions: str = ""
     params_text: str = "{}"
     mcp_servers: list[str] = field(default_factory=list)
+    fallbacks_text: str = ""  # "provider:model, provider:model"
+    fallbacks: list[str] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
     typed: TypedParams = field(default_factory=TypedParams)
@@ -51,6 +53,8 @@ class AgentInput:
             params=params,
             typed=typed,
             picks=picks,
+            fallbacks_text=", ".join(agent.fallbacks or []),
+            fallbacks=list(agent.fallbacks or []),
         )
 
     def fields(self) -> dict[str, Any]:
@@ -62,6 +66,7 @@ class AgentInput:
             "instructions": self.instructions,
             "params": self.params,
             "mcp_servers": self.mcp_servers,
+            "fallbacks": self.fallbacks,
         }
 
 
@@ -131,6 +136,7 @@ def parse(form: FormData, settings: Settings) -> AgentInput:
         params_text=_text(form, "params") or "{}",
         mcp_servers=[str(s) for s in form.getlist("mcp_servers") if str(s)],
         typed=TypedParams.read(form),
+        fallbacks_text=_text(form, "fallbacks"),
     )
     data.picks = ToolPicks.read(form, data.mcp_servers, data.errors)
     _check_text(data)
@@ -145,7 +151,16 @@ def parse(form: FormData, settings: Settings) -> AgentInput:
     if unknown:
         data.errors["mcp_servers"] = f"MCP server {unknown[0]!r} is not configured."
     _check_params(data)
+    _check_fallbacks(data, settings)
     return data
+
+
+def _check_fallbacks(data: AgentInput, settings: Settings) -> None:
+    try:
+        entries = agent_fallbacks.parse(data.fallbacks_text)
+        data.fallbacks = agent_fallbacks.check(entries, settings, (data.provider, data.model))
+    except agent_fallbacks.InvalidFallbacks as exc:
+        data.errors["fallbacks"] = exc.message
 
 
 def provider_choices(settings: Settings) -> dict[str, list[str]]:

@@ -10,7 +10,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from agenthost.storage.models import Agent, utcnow
 from agenthost.storage.repositories import audit
 
-EDITABLE = ("name", "description", "provider", "model", "instructions", "params", "mcp_servers")
+EDITABLE = (
+    "name",
+    "description",
+    "provider",
+    "model",
+    "instructions",
+    "params",
+    "mcp_servers",
+    "fallbacks",
+)
 
 
 async def update_agent(session: AsyncSession, agent_id: str, fields: dict[str, Any]) -> None:

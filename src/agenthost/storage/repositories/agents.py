@@ -25,6 +25,7 @@ async def create(
     description: str = "",
     params: dict[str, Any] | None = None,
     mcp_servers: list[str] | None = None,
+    fallbacks: list[str] | None = None,
 ) -> Agent:
     agent = Agent(
         id=ids.agent_id(),
@@ -36,6 +37,7 @@ async def create(
         instructions=instructions,
         params=params or {},
         mcp_servers=mcp_servers or [],
+        fallbacks=fallbacks or [],
     )
     session.add(agent)
     await session.flush()
