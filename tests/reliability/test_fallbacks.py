@@ -197,6 +197,8 @@ FAULTS = {
     "refused": ("closed", {}),
     "http-503": ("flaky", {"status": 503}),
     "http-429": ("flaky", {"status": 429}),
+    # The server's own key refused: the operator's fault, so another provider serves.
+    "http-401": ("flaky", {"status": 401}),
     "timeout": ("flaky", {"slow_ms": 3000}),
 }
 
