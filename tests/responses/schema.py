@@ -66,7 +66,13 @@ def check_component(component: str, value: Any) -> None:
 def check_response(value: dict[str, Any]) -> None:
     check_component("ResponseResource", value)
     required = SPEC["components"]["schemas"]["ResponseResource"]["required"]
-    assert sorted(value) == sorted(required), "the response object has exactly the spec fields"
+    # The spec's fields, plus at most our one vendor field (the schema allows more
+    # properties): which upstream served the response, `{"served_by": "PROVIDER:MODEL"}`.
+    extra = set(value) - set(required)
+    assert set(required) <= set(value) and extra <= {"agenthost"}, "the spec fields, and ours"
+    if "agenthost" in value:
+        served = value["agenthost"]
+        assert set(served) == {"served_by"} and ":" in served["served_by"], served
     assert value["tools"] is not None
     for name in ("temperature", "top_p", "presence_penalty", "frequency_penalty", "top_logprobs"):
         assert value[name] is not None, name

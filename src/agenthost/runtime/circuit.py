@@ -43,6 +43,7 @@ class Breaker:
         self._failures = 0
         self._opened_at: float | None = None
         self._trial_out = False
+        self._publish()  # a dashboard sees every breaker, closed ones too
 
     @property
     def state(self) -> int:

@@ -300,10 +300,11 @@ class AgentRunner:
         and admitted anew at its model; after the first token there is no moving on."""
         candidates = fallbacks.routes(run.agent, run.provider, self._providers)
         failed: fallbacks.Route | None = None
+        error: ProviderError | None = None
         for route, ticket, last in fallbacks.attempts(candidates, self._breakers):
             opened = _Opened(route, ticket)
             try:
-                if route.provider is not run.provider or route.model != call.model:
+                if route is not candidates[0]:
                     call.model, call.api_key = route.model, None  # a fallback: our own key
                     await run.state.budget.admit(call, route.provider.name)
                     source = (failed or candidates[0]).provider.name
@@ -321,11 +322,14 @@ class AgentRunner:
                 self._breakers.failed(ticket)
                 if last:
                     raise
-                failed = route
+                failed, error = route, exc
             except BaseException:
                 if not opened.first_token:
                     self._breakers.abandoned(ticket)
                 raise
+        # The routes left were opened by other calls meanwhile: this call's last error.
+        assert error is not None
+        raise error
 
     async def _read(
         self, run: _Run, provider_: Provider, call: ModelRequest, step: Step, opened: _Opened
