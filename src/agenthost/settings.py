@@ -164,10 +164,41 @@ class ProviderSettings(_Section):
     endpoint_url: str | None = Field(
         None, description="bedrock: default https://bedrock-runtime.{region}.amazonaws.com"
     )
+    auth: Literal["api_key", "entra"] = Field(
+        "api_key", description="azure_openai: entra sends a Microsoft Entra ID bearer token"
+    )
+    token_command: str | None = Field(
+        None,
+        description="azure_openai entra: a command printing a bearer token (or az's JSON)",
+    )
+    token_command_timeout_seconds: float = Field(30.0, gt=0, le=600)
+    tenant_id: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9.-]+$", description="azure_openai entra: client credentials"
+    )
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    authority_url: str = "https://login.microsoftonline.com"
     circuit_breaker: CircuitBreakerSettings = Field(
         default_factory=CircuitBreakerSettings,
         description="agents with fallbacks skip this provider while it keeps failing",
     )
+
+    @model_validator(mode="after")
+    def _entra_has_one_source(self) -> ProviderSettings:
+        if self.auth != "entra":
+            return self
+        if self.type != "azure_openai":
+            raise ValueError("auth: entra is for azure_openai providers")
+        credentials = (self.tenant_id, self.client_id, self.client_secret)
+        if self.token_command and any(credentials):
+            raise ValueError("auth: entra takes token_command or client credentials, not both")
+        if not self.token_command and not all(credentials):
+            raise ValueError(
+                "auth: entra needs token_command, or tenant_id, client_id and client_secret"
+            )
+        if self.api_key is not None or self.user_provided:
+            raise ValueError("auth: entra sends a token instead of a key; remove api_key")
+        return self
 
     @model_validator(mode="after")
     def _user_provided_has_no_key(self) -> ProviderSettings:

@@ -19,7 +19,12 @@ in the last user message, so one server serves every test:
 
 Azure OpenAI's addresses are served too: `POST /openai/deployments/{deployment}/chat/
 completions?api-version=V` (401 without an `api-key` header, 404 without api-version)
-and `GET /openai/models?api-version=V`.
+and `GET /openai/models?api-version=V`. After `PUT /_entra {"tenant": T, "client_id": C,
+"client_secret": S, "expires_in": N, "accept": [TOKEN, …]}` those addresses want
+`Authorization: Bearer` with a token it issued (or one listed in `accept`) instead of a
+key, and `POST /{T}/oauth2/v2.0/token` issues tokens the way Microsoft Entra ID's
+client-credentials grant does (form body, `scope` for Cognitive Services); `PUT /_entra {}`
+turns it off.
 
 Tool calls are made only when the request offers that tool and the last message is not a
 tool result; after one it answers "tool said: <tool output>". `max_completion_tokens` (or
@@ -41,6 +46,7 @@ import socket
 import time
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qs
 
 import orjson
 import uvicorn
@@ -54,6 +60,9 @@ DEFAULT_REPLY = "Hello from fake upstream"
 MODEL = "fake-model"
 REQUESTS: collections.deque[dict[str, Any]] = collections.deque(maxlen=200)
 FAULT: dict[str, Any] = {}  # set by PUT /_fault: applies to every chat request
+ENTRA: dict[str, Any] = {}  # set by PUT /_entra: Azure addresses want a bearer token
+ISSUED: set[str] = set()
+ENTRA_SCOPE = "https://cognitiveservices.azure.com/.default"
 _WORD = re.compile(r"\s*\S+\s*$|\s*\S+")
 
 
@@ -411,6 +420,12 @@ def _azure_refusal(request: Request) -> Response | None:
     """What Azure answers a request without its api-version or its key."""
     if not request.query_params.get("api-version"):
         return _json({"error": {"code": "404", "message": "Resource not found"}}, 404)
+    if ENTRA:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme != "Bearer" or (token not in ISSUED and token not in ENTRA.get("accept", [])):
+            message = "Access denied due to invalid or expired Entra ID token."
+            return _json({"error": {"code": "401", "message": message}}, 401)
+        return None
     if not request.headers.get("api-key"):
         message = "Access denied due to invalid subscription key or wrong API endpoint."
         return _json({"error": {"code": "401", "message": message}}, 401)
@@ -444,6 +459,44 @@ async def fault(request: Request) -> Response:
     return _json(FAULT)
 
 
+async def entra(request: Request) -> Response:
+    ENTRA.clear()
+    ENTRA.update(orjson.loads(await request.body() or b"{}"))
+    ISSUED.clear()
+    return _json({"enabled": bool(ENTRA)})
+
+
+def _entra_error(status: int, code: str, description: str) -> Response:
+    return _json({"error": code, "error_description": description}, status)
+
+
+async def entra_token(request: Request) -> Response:
+    form = {k: v[-1] for k, v in parse_qs((await request.body()).decode()).items()}
+    shown = {k: v for k, v in form.items() if k != "client_secret"}
+    REQUESTS.append({"method": "POST", "path": request.url.path, "body": shown})
+    tenant = request.path_params["tenant"]
+    if not ENTRA or tenant != ENTRA.get("tenant"):
+        return _entra_error(400, "invalid_request", "AADSTS90002: Tenant not found.")
+    if form.get("grant_type") != "client_credentials" or form.get("scope") != ENTRA_SCOPE:
+        return _entra_error(400, "invalid_request", "AADSTS900144: bad grant_type or scope.")
+    if (form.get("client_id"), form.get("client_secret")) != (
+        ENTRA.get("client_id"),
+        ENTRA.get("client_secret"),
+    ):
+        return _entra_error(401, "invalid_client", "AADSTS7000215: Invalid client secret.")
+    token = "entra-" + secrets.token_hex(16)
+    ISSUED.add(token)
+    expires_in = ENTRA.get("expires_in", 3599)
+    return _json(
+        {
+            "token_type": "Bearer",
+            "expires_in": expires_in,
+            "ext_expires_in": expires_in,
+            "access_token": token,
+        }
+    )
+
+
 def build_app() -> Starlette:
     return Starlette(
         routes=[
@@ -457,6 +510,8 @@ def build_app() -> Starlette:
             Route("/openai/models", azure_models, methods=["GET"]),
             Route("/_requests", requests_log, methods=["GET", "DELETE"]),
             Route("/_fault", fault, methods=["PUT"]),
+            Route("/_entra", entra, methods=["PUT"]),
+            Route("/{tenant}/oauth2/v2.0/token", entra_token, methods=["POST"]),
         ]
     )
 

@@ -6,18 +6,23 @@ in an `api-key` header. `deployments` maps the model names agents use to deploym
 (a model not listed is taken as its own deployment name). Azure's content filter refusing
 a prompt (HTTP 400, code `content_filter`) is the caller's 400 `content_filter` naming
 what was filtered; an answer it cuts short ends with `finish_reason: content_filter`
-like any other upstream's.
+like any other upstream's. With `auth: entra` each call carries a Microsoft Entra ID
+bearer token instead of the key (azure_entra.py).
 """
 
 from __future__ import annotations
 
+from contextlib import AsyncExitStack
 from typing import Any
 from urllib.parse import quote, urlencode
 
+import aiohttp
 import orjson
 from yarl import URL
 
 from agenthost.errors import AgentHostError, ConfigError, InvalidRequest
+from agenthost.providers.azure_entra import EntraTokens
+from agenthost.providers.base import ProviderHealth
 from agenthost.providers.openai_compat import OpenAICompatProvider
 from agenthost.settings import ProviderSettings
 
@@ -46,6 +51,28 @@ class AzureOpenAIProvider(OpenAICompatProvider):
         self._root = endpoint + "/openai"
         self._deployments = dict(config.deployments)
         self._models_url = f"{self._root}/models{self._query}"
+        self._entra = EntraTokens(name, config) if config.auth == "entra" else None
+
+    async def _open(
+        self, stack: AsyncExitStack, url: str, headers: dict[str, str], body: bytes, deadline: float
+    ) -> aiohttp.ClientResponse:
+        if self._entra is not None:  # fetched per attempt: a retry never sends a stale one
+            headers = {**headers, "Authorization": await self._entra.authorization()}
+        return await super()._open(stack, url, headers, body, deadline)
+
+    async def health(self) -> ProviderHealth:
+        if self._entra is None:
+            return await super().health()
+        try:
+            await self._entra.authorization()
+        except Exception as exc:  # health reports, it never raises
+            return ProviderHealth(ok=False, detail=f"no Entra ID token: {type(exc).__name__}")
+        return ProviderHealth(ok=True, detail="Entra ID token ready")
+
+    async def aclose(self) -> None:
+        if self._entra is not None:
+            await self._entra.aclose()
+        await super().aclose()
 
     def _headers_with(self, api_key: str) -> dict[str, str]:
         return {**self._headers, "api-key": api_key}
