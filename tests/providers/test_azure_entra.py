@@ -78,6 +78,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, fake: str) -> Iterator[Serv
     providers = {
         "cc": {**azure, **credentials},
         "cc-herd": {**azure, **credentials},
+        "cc-revoked": {**azure, **credentials},
         "cc-wrong": {**azure, **credentials, "client_secret": "not-the-secret-0000"},
         "cmd": {**azure, "token_command": _script(folder, "cmd", f"print({STATIC_TOKEN!r})")},
         "az": {**azure, "token_command": _script(folder, "az", az_json)},
@@ -189,6 +190,21 @@ def test_a_hanging_token_command_is_stopped_at_its_timeout(
     assert caught.value.status_code == 504
     assert "token_command did not finish within 1 s" in caught.value.message
     assert time.monotonic() - started < 10
+
+
+def test_a_token_azure_refuses_is_dropped_and_the_next_call_fetches_anew(
+    server: Server, client: openai.OpenAI, fake: str
+) -> None:
+    agent = server.create_agent(OWNER, "cc-revoked", "gpt-4o-mini")
+    assert _chat(client, agent, "before") == "before"
+    entra = {"tenant": TENANT, "client_id": CLIENT, "client_secret": SECRET}
+    httpx.put(f"{fake}/_entra", json=entra, timeout=10).raise_for_status()  # revokes all
+    with pytest.raises(openai.APIStatusError) as caught:
+        _chat(client, agent, "revoked")
+    assert caught.value.status_code == 502 and "credentials rejected" in caught.value.message
+    before = len(_token_fetches(fake))
+    assert _chat(client, agent, "after") == "after"
+    assert len(_token_fetches(fake)) == before + 1
 
 
 @pytest.mark.parametrize(

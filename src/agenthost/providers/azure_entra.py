@@ -58,6 +58,10 @@ class EntraTokens:
             await self._flight.run("token", self._fetch)
         return f"Bearer {self._token}"
 
+    def forget(self) -> None:
+        """Drop the cached token (Azure refused it)."""
+        self._token, self._renew_at = None, 0.0
+
     async def _fetch(self) -> str:
         if self._config.token_command:
             token, lifetime = await self._from_command(self._config.token_command)

@@ -82,6 +82,8 @@ class AzureOpenAIProvider(OpenAICompatProvider):
         return f"{self._root}/deployments/{deployment}/chat/completions{self._query}"
 
     def _status_error(self, status: int, content: bytes) -> AgentHostError:
+        if status == 401 and self._entra is not None:
+            self._entra.forget()  # revoked or expired early: the next call fetches anew
         filtered = _content_filter(content) if status == 400 else None
         if filtered is not None:
             return InvalidRequest(
