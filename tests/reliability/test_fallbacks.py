@@ -303,6 +303,24 @@ def test_every_route_failing_is_the_last_ones_error(
     assert len(_calls(upstreams, "flaky", word)) == len(_calls(upstreams, "backup", word)) == 1
 
 
+def test_a_background_response_stores_who_served_it(
+    client: openai.OpenAI, agents: dict[str, str], fault: Any
+) -> None:
+    fault("flaky", status=503)
+    queued = client.responses.create(
+        model=agents["flaky"], input=f"{marker()}\n!text later", background=True
+    )
+    deadline = time.monotonic() + 20
+    while True:
+        stored = client.responses.with_raw_response.retrieve(queued.id).http_response.json()
+        if stored["status"] not in ("queued", "in_progress") or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert stored["status"] == "completed", stored["status"]
+    assert stored["agenthost"] == {"served_by": f"backup:{BACKUP_MODEL}"}
+    assert stored["model"] == agents["flaky"]
+
+
 # --- the circuit breaker ---------------------------------------------------------------
 
 
