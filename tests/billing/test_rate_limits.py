@@ -87,6 +87,22 @@ async def test_requests_per_minute_with_headers_then_429(limited: BillingServer)
     assert "per minute" in refused.json()["error"]["message"]
 
 
+async def test_open_responses_carry_the_same_headers(limited: BillingServer) -> None:
+    tenant = await limited.tenant()
+    body = {"model": tenant.scripted_agent, "input": "hi", "max_output_tokens": 100}
+    url = f"{limited.api}/responses"
+    async with httpx.AsyncClient(timeout=30) as client:
+        whole = await client.post(url, json=body, headers=auth_of(tenant.key))
+        streamed = await client.post(
+            url, json={**body, "stream": True}, headers=auth_of(tenant.key)
+        )
+    for response in (whole, streamed):
+        assert response.status_code == 200, response.text
+        assert all(name in response.headers for name in HEADERS), response.headers
+        assert response.headers["x-agenthost-served-by"] == "scripted:scripted-model"
+    assert [r.headers["x-ratelimit-remaining-requests"] for r in (whole, streamed)] == ["2", "1"]
+
+
 async def test_concurrent_requests_are_capped_and_freed_when_a_run_ends(
     limited: BillingServer,
 ) -> None:

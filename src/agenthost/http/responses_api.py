@@ -35,7 +35,6 @@ from agenthost.protocols.responses.encode import usage_object
 from agenthost.runs import history
 from agenthost.runs import turn as flow
 from agenthost.runs.background import run_in_background
-from agenthost.runs.execution import SERVED_BY_HEADER
 from agenthost.services import Services
 from agenthost.storable import require_storable
 from agenthost.storage.models import StoredResponse
@@ -85,14 +84,10 @@ async def create_response(request: Request) -> Response:
     if body.stream:
         # Failures before the first token are plain HTTP errors, not a 200 stream.
         await until_disconnect(request, flow.begin(turn))
-        return sse_response(coalesced(_frames(turn), turn.execution.state), _served_by(turn))
+        headers = turn.execution.headers  # x-ratelimit-*, x-agenthost-served-by
+        return sse_response(coalesced(_frames(turn), turn.execution.state), headers)
     completed = await until_disconnect(request, _complete(turn))
-    return json_response(completed, headers=_served_by(turn))
-
-
-def _served_by(turn: flow.Turn) -> dict[str, str]:
-    served = turn.execution.headers.get(SERVED_BY_HEADER)
-    return {SERVED_BY_HEADER: served} if served else {}
+    return json_response(completed, headers=turn.execution.headers)
 
 
 async def _complete(turn: flow.Turn) -> dict[str, Any]:
