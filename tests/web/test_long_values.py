@@ -146,7 +146,7 @@ def test_a_users_list_pages_stay_within_1280_px(browser: Browser, site: Site, lo
 
 def test_admin_list_pages_stay_within_1280_px(browser: Browser, site: Site, long: Long) -> None:
     page = open_signed_in(browser, site, site.admin_email, site.admin_password, viewport=WIDE)
-    paths = ["/admin/users", "/agents", "/admin/audit"]
+    paths = ["/admin/users", "/admin/keys", "/agents", "/admin/audit"]
     paths += [f"/admin/usage?by={by}" for by in ("user", "agent", "key", "model")]
     for path in paths:
         assert_no_horizontal_scroll(page, path)

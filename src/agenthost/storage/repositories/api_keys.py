@@ -73,6 +73,26 @@ async def list_for_user(session: AsyncSession, user_id: str) -> list[ApiKey]:
     return list(result.scalars())
 
 
+async def list_all(
+    session: AsyncSession, owner_email: str | None = None, limit: int = 500
+) -> list[tuple[ApiKey, str]]:
+    """Every user's keys with the owner's email, newest first (admin overview); with
+    `owner_email`, one user's."""
+    query = select(ApiKey, User.email).join(User, User.id == ApiKey.user_id)
+    if owner_email:
+        query = query.where(User.email == owner_email.strip().lower())
+    query = query.order_by(ApiKey.created_at.desc(), ApiKey.id).limit(limit)
+    return [(key, email) for key, email in (await session.execute(query)).tuples()]
+
+
+async def revoke_all_of_user(session: AsyncSession, user_id: str) -> list[str]:
+    """Revoke each live key of a user (each audit-logged); the ids revoked."""
+    ids_ = [key.id for key in await list_for_user(session, user_id) if key.revoked_at is None]
+    for key_id in ids_:
+        await revoke(session, key_id)
+    return ids_
+
+
 async def revoke(session: AsyncSession, key_id: str) -> ApiKey | None:
     row = await session.get(ApiKey, key_id)
     if row is not None and row.revoked_at is None:

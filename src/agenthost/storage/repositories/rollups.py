@@ -81,6 +81,32 @@ async def key_spend(session: AsyncSession, api_key_id: str, since: date | None) 
 
 
 @dataclass(slots=True, frozen=True)
+class KeyTotals:
+    """A key's whole-life use: settled requests and credits spent."""
+
+    requests: int = 0
+    credits: int = 0
+
+
+async def key_totals(session: AsyncSession, api_key_ids: list[str]) -> dict[str, KeyTotals]:
+    """Requests and credits of each key in `api_key_ids`, from the rollups (= the ledger);
+    a key never used is absent."""
+    if not api_key_ids:
+        return {}
+    query = (
+        select(
+            UsageRollup.api_key_id,
+            func.sum(UsageRollup.requests),
+            func.sum(UsageRollup.credits),
+        )
+        .where(UsageRollup.api_key_id.in_(api_key_ids))
+        .group_by(UsageRollup.api_key_id)
+    )
+    rows = (await session.execute(query)).tuples()
+    return {key: KeyTotals(int(req or 0), int(cr or 0)) for key, req, cr in rows}
+
+
+@dataclass(slots=True, frozen=True)
 class ReportRow:
     group: str
     requests: int

@@ -15,14 +15,13 @@ from starlette.responses import Response
 
 from agenthost import text_bounds
 from agenthost.auth.api_keys import generate_key
-from agenthost.billing.periods import period_start
 from agenthost.errors import InvalidRequest
 from agenthost.http.client_address import is_secure, trusted_of
 from agenthost.sealing import derived_fernet
 from agenthost.storage.models import utcnow
 from agenthost.storage.repositories import agents as agent_repo
 from agenthost.storage.repositories import api_keys as key_repo
-from agenthost.storage.repositories import rollups
+from agenthost.web import key_stats
 from agenthost.web.context import FormDep, UserDep, Visit, redirect, render
 from agenthost.web.context import field as form_field
 from agenthost.web.errors import forbidden, not_found
@@ -67,10 +66,7 @@ async def settings_page(
     async with visit.services.db.session() as session:
         keys = await key_repo.list_for_user(session, user.id)
         agents = await agent_repo.list_callable(session, user.id, user.role)
-        spent = {
-            key.id: await rollups.key_spend(session, key.id, period_start(key.budget_period))
-            for key in keys
-        }
+        stats = await key_stats.of_keys(session, keys)
     own = [a for a in agents if a.owner_id == user.id] or agents
     sample = own[0].id if own else "agent_YOUR_AGENT_ID"
     base = api_base_url(visit.services.settings.public_base_url, str(visit.request.base_url))
@@ -79,7 +75,7 @@ async def settings_page(
         "keys.html",
         status=400 if key_form and key_form.errors else 200,
         keys=keys,
-        spent=spent,
+        stats=stats,
         budget_periods=list(BUDGET_PERIODS),
         agents=agents,
         revealed=revealed,
