@@ -115,6 +115,48 @@ def users_list() -> None:
         typer.echo(f"{user.id}\t{user.email}\t{user.role}\t{state}")
 
 
+@users_app.command("delete")
+def users_delete(
+    email: str,
+    reassign_to: Annotated[
+        str, typer.Option(help="Give the user's agents to this user (by email).")
+    ] = "",
+    delete_agents: Annotated[bool, typer.Option(help="Delete the user's agents.")] = False,
+) -> None:
+    """Delete a user: API keys revoked, sessions ended, ledger kept for accounting; their
+    agents go to --reassign-to or are deleted with --delete-agents (one is required when
+    they own agents)."""
+    from agenthost.storage.repositories import account_removal
+
+    if reassign_to and delete_agents:
+        raise CommandError("give --reassign-to or --delete-agents, not both")
+
+    async def work(_: Settings) -> account_removal.Removal:
+        async with db().session() as session:
+            user = await find_user(session, email)
+            target = await find_user(session, reassign_to) if reassign_to else None
+            if target is not None and target.id == user.id:
+                raise CommandError("--reassign-to names the user being deleted")
+            owned = await account_removal.owned_agents(session, user.id)
+            if owned and target is None and not delete_agents:
+                raise CommandError(
+                    f"{email} owns {len(owned)} agent(s): give --reassign-to EMAIL "
+                    "or --delete-agents"
+                )
+            return await account_removal.delete_user(session, user, reassign_to=target)
+
+    done = run(work)
+    agents = (
+        f"{len(done.agents_moved)} agent(s) given to {reassign_to}"
+        if reassign_to
+        else f"{len(done.agents_deleted)} agent(s) deleted"
+    )
+    typer.echo(
+        f"deleted {email}: {len(done.keys_revoked)} key(s) revoked, {agents}, "
+        f"{done.sessions_ended} web session(s) ended; the ledger is kept"
+    )
+
+
 def _password_from_stdin() -> str:
     try:
         return text_bounds.check_password(sys.stdin.readline().rstrip("\n"))

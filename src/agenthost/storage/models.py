@@ -63,6 +63,9 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # The identity provider's `sub` (one issuer is configured), bound at first OIDC match.
     oidc_subject: Mapped[str | None] = mapped_column(String(255), unique=True, index=True)
+    # Set when an admin deletes the user: the row stays for the ledger (accounting), its
+    # email is rewritten so the address is free again and nobody can sign in as it.
+    deleted_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class ApiKey(Base):

@@ -11,6 +11,7 @@ from agenthost.web.context import csrf_guard
 from agenthost.web.errors import WebError, handle_web_error, html_error, too_large
 from agenthost.web.views import (
     admin,
+    admin_accounts,
     admin_audit,
     admin_groups,
     admin_keys,
@@ -19,6 +20,7 @@ from agenthost.web.views import (
     auth,
     keys,
     oidc,
+    password,
     playground,
     provider_keys,
     usage,
@@ -43,9 +45,11 @@ def build_router() -> APIRouter:
         user_secrets,
         provider_keys,
         web_sessions,
+        password,
         agents,
         usage,
         admin,
+        admin_accounts,
         admin_audit,
         admin_keys,
         admin_groups,

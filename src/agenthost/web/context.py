@@ -31,6 +31,9 @@ NOTICES = {
     "signed_out": "You are signed out.",
     "session_ended": "That session is signed out.",
     "signed_out_everywhere": "You are signed out everywhere, this browser included.",
+    "password_changed": "Password changed. Your other sessions are signed out.",
+    "password_reset": "Password reset. The user's sessions are signed out.",
+    "user_deleted": "The user was deleted. Their keys are revoked; the ledger is kept.",
 }
 
 

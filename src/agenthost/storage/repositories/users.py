@@ -42,7 +42,9 @@ async def count(session: AsyncSession) -> int:
 
 
 async def list_all(session: AsyncSession) -> list[User]:
-    return list((await session.execute(select(User).order_by(User.created_at))).scalars())
+    """Every user not deleted, oldest first."""
+    query = select(User).where(User.deleted_at.is_(None)).order_by(User.created_at)
+    return list((await session.execute(query)).scalars())
 
 
 async def emails_by_id(session: AsyncSession) -> dict[str, str]:

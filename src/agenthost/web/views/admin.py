@@ -102,7 +102,7 @@ async def create_user(visit: AdminDep, form: FormDep) -> Response:
 async def _other_user(visit: Visit, user_id: str) -> User:
     async with visit.services.db.session() as session:
         user = await user_repo.get(session, user_id)
-    if user is None:
+    if user is None or user.deleted_at is not None:
         raise not_found("user")
     return user
 
