@@ -22,10 +22,13 @@ def test_bars_stack_per_day_and_the_tallest_day_fills_the_height() -> None:
     day9 = [b for b in chart.bars if b.label.startswith("2026-01-09")]
     plot = charts.HEIGHT - charts.BOTTOM - charts.TOP
     assert abs(sum(b.height for b in day9) - plot) < 1e-6
+    # the table behind the chart: days with usage, one value per legend entry, the total
+    assert list(chart.legend) == ["Alpha", "agent_b", "browser session"]
+    assert chart.figures == [("2026-01-09", [300, 100, 0], 400), ("2026-01-10", [200, 0, 0], 200)]
     tokens = charts.stacked(rows, 3, "tokens", {}, date(2026, 1, 10))
     assert tokens.peak == 40
 
 
 def test_no_usage_gives_an_empty_chart() -> None:
     chart = charts.stacked([], 7, "tokens", {}, date(2026, 1, 10))
-    assert chart.bars == [] and chart.peak == 0 and chart.legend == {}
+    assert chart.bars == [] and chart.peak == 0 and chart.legend == {} and chart.figures == []

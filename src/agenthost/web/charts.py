@@ -31,6 +31,9 @@ class Chart:
     ticks: list[tuple[float, str]] = field(default_factory=list)
     day_labels: list[tuple[float, str]] = field(default_factory=list)
     peak: int = 0
+    # The same figures as a table (for screen readers and exact values): each day with
+    # usage, its value per series in legend order, and its total.
+    figures: list[tuple[str, list[int], int]] = field(default_factory=list)
     width: int = WIDTH
     height: int = HEIGHT
 
@@ -68,6 +71,9 @@ def stacked(
             chart.bars.append(
                 Bar(x, base, slot * 0.7, height, chart.legend[name], f"{day} · {name}: {value:,}")
             )
+        if per_day[day]:
+            values = [totals.get((day, name), 0) for name in series]
+            chart.figures.append((day, values, per_day[day]))
         if i % max(1, len(labels) // 7) == 0:
             chart.day_labels.append((LEFT + i * slot + slot / 2, day[5:]))
     chart.ticks = [
