@@ -144,7 +144,7 @@ def test_every_chart_has_its_figures_as_a_table(
             0 if chart_id == "credits-chart" else 1
         ).click()
         expect(table).to_be_visible()
-        row = table.locator("tbody tr").first
+        row = table.locator("tbody tr.total").first
         bars = page.eval_on_selector_all(
             f"figure:has(#{chart_id}-title) rect title", "all => all.map(t => t.textContent)"
         )

@@ -22,9 +22,12 @@ def test_bars_stack_per_day_and_the_tallest_day_fills_the_height() -> None:
     day9 = [b for b in chart.bars if b.label.startswith("2026-01-09")]
     plot = charts.HEIGHT - charts.BOTTOM - charts.TOP
     assert abs(sum(b.height for b in day9) - plot) < 1e-6
-    # the table behind the chart: days with usage, one value per legend entry, the total
+    # the table behind the chart: days with usage, their non-zero values, the total
     assert list(chart.legend) == ["Alpha", "agent_b", "browser session"]
-    assert chart.figures == [("2026-01-09", [300, 100, 0], 400), ("2026-01-10", [200, 0, 0], 200)]
+    assert chart.figures == [
+        ("2026-01-09", [("Alpha", 300), ("agent_b", 100)], 400),
+        ("2026-01-10", [("Alpha", 200)], 200),
+    ]
     tokens = charts.stacked(rows, 3, "tokens", {}, date(2026, 1, 10))
     assert tokens.peak == 40
 

@@ -83,10 +83,10 @@ def long(site: Site) -> Long:
         key = made.text.split('id="revealed-key"')[1].split('value="')[1].split('"')[0]
         secret = {"csrf_token": token, "name": "S" * 64, "value": "v"}
         assert client.post("/settings/secrets", data=secret).status_code == 303
-    client_api = openai.OpenAI(base_url=server.api, api_key=key, max_retries=0)
-    client_api.chat.completions.create(
-        model=values.agent_id, messages=[{"role": "user", "content": "W" * 300}]
-    )
+    with openai.OpenAI(base_url=server.api, api_key=key, max_retries=0) as client_api:
+        client_api.chat.completions.create(
+            model=values.agent_id, messages=[{"role": "user", "content": "W" * 300}]
+        )
     with site.client() as admin:
         sign_in(admin, site.admin_email, site.admin_password)
         page = admin.get("/admin/users").text

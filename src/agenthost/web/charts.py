@@ -32,8 +32,9 @@ class Chart:
     day_labels: list[tuple[float, str]] = field(default_factory=list)
     peak: int = 0
     # The same figures as a table (for screen readers and exact values): each day with
-    # usage, its value per series in legend order, and its total.
-    figures: list[tuple[str, list[int], int]] = field(default_factory=list)
+    # usage, its non-zero (series, value) pairs in legend order, and its total. One row
+    # per pair, so the table stays narrow however many series there are.
+    figures: list[tuple[str, list[tuple[str, int]], int]] = field(default_factory=list)
     width: int = WIDTH
     height: int = HEIGHT
 
@@ -72,8 +73,8 @@ def stacked(
                 Bar(x, base, slot * 0.7, height, chart.legend[name], f"{day} · {name}: {value:,}")
             )
         if per_day[day]:
-            values = [totals.get((day, name), 0) for name in series]
-            chart.figures.append((day, values, per_day[day]))
+            parts = [(n, totals[(day, n)]) for n in series if totals.get((day, n), 0)]
+            chart.figures.append((day, parts, per_day[day]))
         if i % max(1, len(labels) // 7) == 0:
             chart.day_labels.append((LEFT + i * slot + slot / 2, day[5:]))
     chart.ticks = [
