@@ -1,7 +1,7 @@
 """users.deleted_at: a deleted user's row stays (the ledger refers to it), marked deleted
 
 Revision ID: 0016_web_round2
-Revises: 0013_secret_kinds
+Revises: 0014_agent_fallbacks
 Create Date: 2026-12-04 07:10:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0016_web_round2"
-down_revision = "0013_secret_kinds"
+down_revision = "0014_agent_fallbacks"
 branch_labels = None
 depends_on = None
 
