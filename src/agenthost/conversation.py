@@ -177,3 +177,7 @@ class AgentSpec:
     mcp_servers: tuple[str, ...] = ()
     # (provider, model) pairs tried in order when the primary fails before its first token.
     fallbacks: tuple[tuple[str, str], ...] = ()
+    description: str = ""
+    # Agent graphs: agents called as tools, and agents the conversation may be handed to.
+    subagents: tuple[str, ...] = ()
+    handoffs: tuple[str, ...] = ()

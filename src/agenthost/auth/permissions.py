@@ -30,6 +30,7 @@ from agenthost.single_flight import STALE_FACTOR, SingleFlight
 from agenthost.storable import require_storable
 from agenthost.storage.database import Database
 from agenthost.storage.models import Agent
+from agenthost.storage.repositories import agent_links as link_repo
 from agenthost.storage.repositories import agents as agent_repo
 from agenthost.storage.repositories import role_permissions as role_repo
 
@@ -59,7 +60,8 @@ def permissions_for(role: str, configured: RemoteAgentPermissions) -> RolePermis
     )
 
 
-def agent_spec(row: Agent) -> AgentSpec:
+def agent_spec(row: Agent, links: dict[str, list[str]] | None = None) -> AgentSpec:
+    links = links or {}
     return AgentSpec(
         id=row.id,
         name=row.name,
@@ -70,6 +72,9 @@ def agent_spec(row: Agent) -> AgentSpec:
         params=dict(row.params or {}),
         mcp_servers=tuple(row.mcp_servers or ()),
         fallbacks=agent_fallbacks.pairs(row.fallbacks or ()),
+        description=row.description or "",
+        subagents=tuple(links.get("subagent", ())),
+        handoffs=tuple(links.get("handoff", ())),
     )
 
 
@@ -152,7 +157,8 @@ class AgentAccess:
             row = await agent_repo.get_callable(
                 session, agent_id, principal.user_id, principal.role
             )
-        spec = agent_spec(row) if row is not None else None
+            links = await link_repo.targets(session, agent_id) if row is not None else None
+        spec = agent_spec(row, links) if row is not None else None
         self._cache[(agent_id, principal.user_id, principal.role)] = (self._clock(), spec)
         return spec
 

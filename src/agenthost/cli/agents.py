@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from agenthost import agent_fallbacks, agent_params, text_bounds
+from agenthost.cli.agent_links import HandoffsOption, SubagentsOption, parse_ids, save_links
 from agenthost.cli.base import CommandError, Settings, agents_app, announce, db, run
 from agenthost.cli.users import find_user
 from agenthost.errors import InvalidRequest
@@ -112,6 +113,9 @@ def agents_create(
     provider: Annotated[str, typer.Option(help="A provider name from the config.")],
     model: Annotated[str, typer.Option(help="The upstream model.")],
     instructions: Annotated[str, typer.Option(help="System instructions.")] = "",
+    description: Annotated[
+        str, typer.Option(help="What the agent does (shown to agents that call it).")
+    ] = "",
     mcp: Annotated[
         str | None, typer.Option(help="MCP servers from the config, comma-separated.")
     ] = None,
@@ -125,6 +129,8 @@ def agents_create(
     max_output_tokens: MaxOutputOption = None,
     temperature: TemperatureOption = None,
     fallback: FallbackOption = None,
+    subagents: SubagentsOption = None,
+    handoffs: HandoffsOption = None,
 ) -> None:
     """Create an agent and print its id."""
     from agenthost.storage.repositories import agents
@@ -155,12 +161,14 @@ def agents_create(
                 provider=provider,
                 model=model,
                 instructions=instructions,
+                description=description,
                 mcp_servers=servers,
                 params=checked,
                 fallbacks=fallbacks,
             )
             for share in share_remote or []:
                 await _grant(session, agent.id, share)
+            await save_links(session, agent.id, user.id, parse_ids(subagents), parse_ids(handoffs))
             return agent.id
 
     typer.echo(run(work))
@@ -194,6 +202,7 @@ def agents_update(
     agent_id: Annotated[str, typer.Argument(help="The agent's id.")],
     name: Annotated[str | None, typer.Option(help="New name.")] = None,
     instructions: Annotated[str | None, typer.Option(help="New system instructions.")] = None,
+    description: Annotated[str | None, typer.Option(help="New description.")] = None,
     model: Annotated[str | None, typer.Option(help="New upstream model.")] = None,
     params: Annotated[
         str | None, typer.Option(help="Replace the agent parameters (a JSON object).")
@@ -204,6 +213,8 @@ def agents_update(
         list[str] | None, typer.Option(help=f"Also grant: {SHARE_HELP}.")
     ] = None,
     fallback: FallbackOption = None,
+    subagents: SubagentsOption = None,
+    handoffs: HandoffsOption = None,
 ) -> None:
     """Change an agent; options not given stay as they are."""
     from agenthost.auth.invalidations import agents_changed
@@ -223,7 +234,13 @@ def agents_update(
             base = _params(params) if params is not None else dict(agent.params or {})
             sampled = _with_sampling(base, max_output_tokens, temperature)
             fields: dict[str, Any] = {"params": sampled}
-            for key, value in (("name", name), ("instructions", instructions), ("model", model)):
+            changes = (
+                ("name", name),
+                ("instructions", instructions),
+                ("model", model),
+                ("description", description),
+            )
+            for key, value in changes:
                 if value is not None:
                     fields[key] = value
             if fallbacks is not None:
@@ -231,6 +248,8 @@ def agents_update(
             await agent_edits.update_agent(session, agent.id, fields)
             for share in share_remote or []:
                 await _grant(session, agent.id, share)
+            links = parse_ids(subagents), parse_ids(handoffs)
+            await save_links(session, agent.id, agent.owner_id, *links)
         await announce(cfg, [agents_changed(agent.id)])
         return str(agent.id)
 

@@ -329,3 +329,19 @@ class AuditEvent(Base):
     target_id: Mapped[str] = mapped_column(String(320))
     target: Mapped[str] = mapped_column(String(320))  # what a reader recognises it by
     details: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+
+
+class AgentLink(Base):
+    """An edge of an agent graph: `agent_id` calls `target_id` as a sub-agent (a tool) or
+    hands the conversation to it (`kind` = subagent | handoff), in `position` order."""
+
+    __tablename__ = "agent_links"
+    __table_args__ = (
+        UniqueConstraint("agent_id", "kind", "target_id", name="uq_agent_links_edge"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    agent_id: Mapped[str] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"), index=True)
+    target_id: Mapped[str] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    position: Mapped[int] = mapped_column(Integer, default=0)

@@ -8,7 +8,7 @@ from sqlalchemy import and_, delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agenthost import ids
-from agenthost.storage.models import Agent, AgentGrant, GroupMember
+from agenthost.storage.models import Agent, AgentGrant, AgentLink, GroupMember
 from agenthost.storage.repositories import audit
 
 GRANT_KINDS = ("user", "role", "group", "public")
@@ -121,4 +121,6 @@ async def list_grants(session: AsyncSession, agent_id: str) -> list[AgentGrant]:
 async def delete_agent(session: AsyncSession, agent_id: str) -> None:
     await _record(session, "agent.deleted", agent_id)
     await session.execute(delete(AgentGrant).where(AgentGrant.agent_id == agent_id))
+    linked = or_(AgentLink.agent_id == agent_id, AgentLink.target_id == agent_id)
+    await session.execute(delete(AgentLink).where(linked))
     await session.execute(delete(Agent).where(Agent.id == agent_id))
