@@ -114,6 +114,10 @@ class ServerToolResult:
     arguments: str
     output: str
     is_error: bool
+    # A sub-agent call or a handoff (agent graphs): the agent reached and, for a
+    # sub-agent, what its whole run used.
+    agent_id: str | None = None
+    usage: Usage | None = None
 
 
 @dataclass(slots=True, frozen=True)
@@ -138,6 +142,7 @@ class RunFinished:
     finish_reason: FinishReason
     usage: Usage
     incomplete_reason: str | None = None
+    agent_id: str | None = None  # the agent that answered last (after any handoff)
 
 
 RunEvent = (

@@ -290,6 +290,9 @@ class LimitSettings(_Section):
     per_user: RateLimit = Field(default_factory=RateLimit)
     max_body_bytes: int = Field(3_145_728, ge=1024)
     run: RunLimits = Field(default_factory=RunLimits)
+    agent_graph_depth: int = Field(
+        3, ge=0, le=32, description="how deep sub-agents and handoffs may nest in one request"
+    )
     run_lease_seconds: float = Field(
         30.0, ge=3, le=3600, description="a running response not renewed this long is ended"
     )

@@ -137,11 +137,16 @@ class AgentAccess:
                 "Remote agent access is not enabled for your role.", code="remote_agents_disabled"
             )
 
-    async def resolve(self, principal: Principal, agent_id: str) -> AgentSpec:
+    async def resolve(
+        self, principal: Principal, agent_id: str, *, entry: bool = True
+    ) -> AgentSpec:
+        """The agent if the principal may call it. `entry=False` resolves an agent reached
+        through a graph: the caller's user must be able to call it, while the key's agent
+        scope applies to the agent the request names only."""
         require_storable(agent_id, "model")
         await self.refresh_overrides()
         self.require_use(principal)
-        if not principal.key_allows(agent_id):
+        if entry and not principal.key_allows(agent_id):
             raise model_not_found(agent_id)
         cache_key = (agent_id, principal.user_id, principal.role)
         cached = self._cache.get(cache_key)

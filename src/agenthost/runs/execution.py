@@ -16,11 +16,14 @@ from collections.abc import AsyncGenerator
 import anyio
 
 from agenthost.auth.principal import Principal
+from agenthost.billing.budget import RunBudget
 from agenthost.billing.gate import Pass
 from agenthost.conversation import AgentSpec, RunRequest
 from agenthost.errors import InvalidRequest, ServerShuttingDown
 from agenthost.events import RunEvent
 from agenthost.observability import metrics, tracing
+from agenthost.runs.graph_access import resolve_graph
+from agenthost.runtime.graph import Graph
 from agenthost.runtime.loop import RunState
 from agenthost.runtime.mcp_headers import (
     needed_secrets,
@@ -78,9 +81,12 @@ class Execution:
     async def admit(self) -> None:
         """The first half of `start()`: the gate."""
         self._for = await self._caller()  # a missing secret fails before the gate
+        self.state.graph = await self._graph()  # a hidden agent of the tree: 404, nothing sent
         with tracing.span("agenthost.admission", {"agenthost.agent": self.agent.id}):
             self._pass = await self.services.gate.enter(self.principal, self.agent, self.request)
         metrics.ACTIVE_RUNS.inc()
+        meter, principal = self.services.gate.meter, self.principal
+        self.state.graph.budget_for = lambda agent: meter.budget(principal, agent)
         self.state.budget = self._pass.budget
         self.headers = self._pass.headers
 
@@ -96,6 +102,12 @@ class Execution:
             raise
         if self.state.served_by:  # known at the first token, before any byte is sent
             self.headers = {**self.headers, SERVED_BY_HEADER: self.state.served_by}
+
+    async def _graph(self) -> Graph:
+        """The agents the run may reach, each checked for the caller (graph_access.py)."""
+        agents = await resolve_graph(self.services.access, self.principal, self.agent)
+        depth = self.services.settings.limits.agent_graph_depth
+        return Graph(agents, depth_limit=depth)
 
     async def _caller(self) -> Caller:
         """Who the run is for, with the secrets its MCP headers reference (read only
@@ -174,4 +186,16 @@ class Execution:
                 metrics.ACTIVE_RUNS.dec()
                 self.state.close_pending()
                 with tracing.span("agenthost.settle"):
+                    await self._settle_children()
                     await self.services.gate.leave(passed, self.state.steps, self.request_id)
+
+    async def _settle_children(self) -> None:
+        """The calls of sub-agents and handoff targets: one ledger row each, charged to the
+        caller, labelled with the agent that made it and this request's id."""
+        meter = self.services.gate.meter
+        for child in self.state.tree()[1:]:
+            if isinstance(child.budget, RunBudget):
+                try:
+                    await meter.settle(child.budget, child.steps, self.request_id)
+                except Exception:
+                    log.exception("settling a sub-run of %s failed", self.request_id)

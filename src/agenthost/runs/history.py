@@ -12,7 +12,7 @@ from agenthost.auth.principal import Principal
 from agenthost.errors import InvalidRequest
 from agenthost.protocols.responses import decode, wire
 from agenthost.protocols.responses.compaction import CompactionSealer
-from agenthost.protocols.responses.encode import VENDOR_TOOL_ITEM
+from agenthost.protocols.responses.encode import VENDOR_ITEMS
 from agenthost.services import Services
 from agenthost.storable import require_storable
 from agenthost.storage.repositories import responses as repo
@@ -74,7 +74,7 @@ async def load_history(
         items = await repo.context_items(session, row, principal.agent_scope)
     if items is None:
         raise previous_not_found(previous_id)
-    return [i for i in items if i.get("type") != VENDOR_TOOL_ITEM]
+    return [i for i in items if i.get("type") not in VENDOR_ITEMS]
 
 
 async def references(

@@ -25,7 +25,7 @@ from agenthost.conversation import AgentSpec
 from agenthost.errors import AgentHostError, InvalidRequest
 from agenthost.protocols.errors import describe_any
 from agenthost.protocols.responses import decode, wire
-from agenthost.protocols.responses.encode import VENDOR_TOOL_ITEM, ResponseStream, response_object
+from agenthost.protocols.responses.encode import VENDOR_ITEMS, ResponseStream, response_object
 from agenthost.runs import url_guard
 from agenthost.runs.execution import Execution
 from agenthost.runs.history import LocalHistory, decode_input
@@ -72,7 +72,7 @@ class Turn:
 
     def context(self) -> list[Item]:
         """History + this input + this output: what a continuation starts from."""
-        output = [i for i in self.stream.response["output"] if i.get("type") != VENDOR_TOOL_ITEM]
+        output = [i for i in self.stream.response["output"] if i.get("type") not in VENDOR_ITEMS]
         return self.decoded.history + self.decoded.input_items + output
 
     async def save_new(self) -> None:

@@ -15,6 +15,7 @@ even when the client goes away mid-run.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from dataclasses import dataclass, field
@@ -53,6 +54,8 @@ from agenthost.runtime import fallbacks, structured
 from agenthost.runtime.budget import CallBudget, Unmetered
 from agenthost.runtime.circuit import Breakers, Ticket
 from agenthost.runtime.context import initial_messages, model_request
+from agenthost.runtime.graph import HANDOFF_SERVER, SUBAGENT_SERVER, Graph, graph_tools
+from agenthost.runtime.handoffs import handed_over, handoff_result, last_handoff
 from agenthost.runtime.limits import limits_for
 from agenthost.runtime.steps import (
     LimitReached,
@@ -63,6 +66,7 @@ from agenthost.runtime.steps import (
     offered_tools,
     tool_message,
 )
+from agenthost.runtime.subagents import all_or_none, run_subagent
 from agenthost.runtime.tools import Caller, NoServerTools, ServerTool, ServerTools, ToolResult
 from agenthost.runtime.tracing import (
     end_model_call,
@@ -91,21 +95,44 @@ class RunState:
     # consumer may hold its output until this is 0 and write it at once (fewer writes
     # under load). Never counts an event that waits on I/O.
     ready_events: int = 0
+    # Agent graphs: the agent whose calls these are, and the runs it started (sub-agents)
+    # or passed the conversation to (a handoff); each has its own budget and steps.
+    agent_id: str = ""
+    graph: Graph | None = None
+    children: list[RunState] = field(default_factory=list)
 
     @property
     def usage(self) -> Usage:
+        """What this run and every run below it used."""
         total = Usage()
         for step in self.steps:
             total.add(step.usage)
+        for child in self.children:
+            total.add(child.usage)
         return total
 
+    def tree(self) -> list[RunState]:
+        """This run and every run below it."""
+        return [self, *(state for child in self.children for state in child.tree())]
+
+    def child(self, agent: AgentSpec) -> RunState:
+        """A run of `agent` below this one, charged through its own budget."""
+        graph = self.graph or Graph.single(agent)
+        state = RunState(model=agent.model, budget=graph.budget_for(agent), graph=graph)
+        state.agent_id = agent.id
+        self.children.append(state)
+        return state
+
     def close_pending(self) -> None:
-        """Record a model call cut off before its usage arrived, at the budget's estimate."""
+        """Record a model call cut off before its usage arrived, at the budget's estimate
+        (in every run of the tree)."""
         if self.pending_output_chars:
             usage = self.budget.settle(None, self.pending_output_chars)
             done = StepFinished(len(self.steps) + 1, self.model, usage, self.provider)
             self.steps.append(done)
             self.pending_output_chars = 0
+        for child in self.children:
+            child.close_pending()
 
 
 @dataclass(slots=True)
@@ -123,6 +150,21 @@ class _Run:
     tool_choice: ToolChoice
     server_calls_made: int = 0
     api_key: str | None = None  # the caller's key for a user-provided provider
+    # Agent graphs: the run at the top of the tree (its usage is the tree's), how deep
+    # this run is, who it runs for, and the agent a handoff of this step passes to.
+    root: RunState | None = None
+    depth: int = 0
+    caller: Caller | None = None
+    handoff: str | None = None
+
+    @property
+    def graph(self) -> Graph:
+        assert self.state.graph is not None
+        return self.state.graph
+
+    @property
+    def tree_usage(self) -> Usage:
+        return (self.root or self.state).usage
 
     def next_call(self) -> ModelRequest:
         tools = offered_tools(self.server, self.request, self.tool_choice)
@@ -134,7 +176,7 @@ class _Run:
         return call
 
     def incomplete(self, reason: str) -> RunFinished:
-        return RunFinished("incomplete", "length", self.state.usage, reason)
+        return RunFinished("incomplete", "length", self.tree_usage, reason)
 
 
 @dataclass(slots=True)
@@ -197,15 +239,28 @@ class AgentRunner:
         return provider
 
     async def _prepare(
-        self, agent: AgentSpec, request: RunRequest, state: RunState, caller: Caller | None
+        self,
+        agent: AgentSpec,
+        request: RunRequest,
+        state: RunState,
+        caller: Caller | None,
+        depth: int = 0,
     ) -> _Run:
         """Everything checked before the first upstream call; errors here are plain 4xx/5xx."""
         provider = self.provider_for(agent)
         limits = limits_for(self._limits, agent.params)
         server = {t.spec.name: t for t in await self._server_tools.tools_for(agent, caller)}
+        if state.graph is None:
+            state.graph = Graph.single(agent)
+        graph = state.graph
+        server.update(graph_tools(agent, graph, set(server) | {t.name for t in request.tools}))
         check_caller_tools(request, server)
         deadline = asyncio.get_running_loop().time() + limits.run_deadline_seconds
-        state.model = agent.model
+        # The whole tree shares the top-level run's deadline and model-call count.
+        if graph.deadline is None:
+            graph.deadline, graph.max_model_calls = deadline, limits.max_steps
+        deadline = min(deadline, graph.deadline)
+        state.model, state.agent_id = agent.model, agent.id
         run = _Run(
             agent,
             request,
@@ -217,6 +272,8 @@ class AgentRunner:
             initial_messages(agent, request),
             request.tool_choice or ToolChoice(),
             api_key=caller.provider_key if caller is not None else None,
+            depth=depth,
+            caller=caller,
         )
         structured.check_supported(provider, run.next_call().response_format)
         return run
@@ -227,10 +284,31 @@ class AgentRunner:
         request: RunRequest,
         state: RunState,
         caller: Caller | None = None,
+        depth: int = 0,
     ) -> AsyncGenerator[RunEvent, None]:
-        run = await self._prepare(agent, request, state, caller)
+        """Run `agent` (and, after a handoff, the agents the conversation passes to)."""
+        root = state
+        while True:
+            run = await self._prepare(agent, request, state, caller, depth)
+            run.root = root
+            async with aclosing(self._steps(run)) as steps:
+                async for event in steps:
+                    if isinstance(event, RunFinished):
+                        event = dataclasses.replace(event, agent_id=agent.id)
+                    yield event
+            if run.handoff is None:
+                return
+            agent = run.graph.agents[run.handoff]
+            request = handed_over(request, run.messages)
+            state, depth = state.child(agent), depth + 1
+
+    async def _steps(self, run: _Run) -> AsyncGenerator[RunEvent, None]:
+        state = run.state
         for step_no in range(1, run.limits.max_steps + 1):
             call = run.next_call()
+            if not run.graph.count_model_call():
+                yield run.incomplete("max_steps")
+                return
             await state.budget.admit(call)
             step = Step()
             stopped: str | None = None
@@ -251,8 +329,7 @@ class AgentRunner:
                 if traced is not None:
                     end_model_call(traced, step)
             yield self._close_step(step_no, run, call, step)
-            if stopped is None:
-                stopped = self._server_call_limit(run, step, step_no)
+            stopped = stopped or self._server_call_limit(run, step, step_no)
             if stopped is not None:
                 yield run.incomplete(stopped)
                 return
@@ -267,8 +344,10 @@ class AgentRunner:
                 yield run.incomplete(limit.reason)
                 return
             if step.caller_calls:
-                yield finished(step, state.usage)
+                yield finished(step, run.tree_usage)
                 return
+            if run.handoff is not None:
+                return  # the target agent continues (run())
             # A forced choice has been honoured by the server calls: let the model answer.
             run.tool_choice = ToolChoice("auto", run.tool_choice.allowed)
         yield run.incomplete("max_steps")
@@ -278,7 +357,7 @@ class AgentRunner:
         """The run's end after a step without server calls (a strict schema is checked)."""
         if step.finish == "stop" and not step.caller_calls:
             structured.check_output(call.response_format, "".join(step.text))
-        return finished(step, run.state.usage)
+        return finished(step, run.tree_usage)
 
     @staticmethod
     def _server_call_limit(run: _Run, step: Step, step_no: int) -> str | None:
@@ -447,17 +526,31 @@ class AgentRunner:
         for (tool, call), result in zip(calls, results, strict=True):
             run.messages.append(tool_message(call, result))
             yield ServerToolResult(
-                call.id, tool.server, tool.spec.name, call.arguments, result.output, result.is_error
+                call.id,
+                tool.server,
+                tool.spec.name,
+                call.arguments,
+                result.output,
+                result.is_error,
+                result.agent_id,
+                result.usage,
             )
+        run.handoff = last_handoff(run, calls)
 
     async def _execute(
         self, run: _Run, calls: list[tuple[ServerTool, ToolCall]]
     ) -> list[ToolResult]:
-        timeout = run.limits.tool_timeout_seconds
         if run.request.parallel_tool_calls is False:
-            return [await self._call_one(tool, call.arguments, timeout) for tool, call in calls]
-        jobs = (self._call_one(tool, call.arguments, timeout) for tool, call in calls)
-        return list(await asyncio.gather(*jobs))
+            return [await self._dispatch(run, tool, call) for tool, call in calls]
+        return await all_or_none(self._dispatch(run, tool, call) for tool, call in calls)
+
+    async def _dispatch(self, run: _Run, tool: ServerTool, call: ToolCall) -> ToolResult:
+        """One server-side call: a sub-agent's run, a handoff, or an MCP tool."""
+        if tool.server == SUBAGENT_SERVER:
+            return await run_subagent(self, run, tool, call)
+        if tool.server == HANDOFF_SERVER:
+            return handoff_result(run, tool)
+        return await self._call_one(tool, call.arguments, run.limits.tool_timeout_seconds)
 
     async def _call_one(self, tool: ServerTool, arguments: str, timeout: float) -> ToolResult:
         """One server call; a timeout or failure becomes an error result for the model."""

@@ -11,6 +11,7 @@ from typing import Protocol
 
 from agenthost.conversation import AgentSpec, ToolSpec
 from agenthost.errors import UpstreamUnavailable
+from agenthost.events import Usage
 
 
 @dataclass(slots=True, frozen=True)
@@ -49,6 +50,8 @@ class ServerTool:
 class ToolResult:
     output: str
     is_error: bool = False
+    agent_id: str | None = None  # a sub-agent's or handoff's target (agent graphs)
+    usage: Usage | None = None  # what a sub-agent's run used
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,11 +14,14 @@ response turns run events into spec events, numbered by `sequence_number` from 0
 
 Items never interleave: a new item closes the open one. Server-run (MCP) tool calls are
 shown only when the request opts in with `include: ["agenthost:tool_calls"]`, as vendor
-items of type `agenthost:tool_call`; otherwise no non-standard event is ever emitted.
+items of type `agenthost:tool_call`; sub-agent calls and handoffs likewise, as items of
+type `agenthost:agent_call` (kind, agent, input, output, usage). Otherwise no
+non-standard event is ever emitted.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,6 +43,9 @@ from agenthost.protocols.responses import wire
 
 SPEC_VERSION = "2026-04-24"
 VENDOR_TOOL_ITEM = "agenthost:tool_call"
+VENDOR_AGENT_ITEM = "agenthost:agent_call"  # a sub-agent's run or a handoff (agent graphs)
+VENDOR_ITEMS = frozenset({VENDOR_TOOL_ITEM, VENDOR_AGENT_ITEM})
+GRAPH_SERVERS = {"agenthost:subagent": "subagent", "agenthost:handoff": "handoff"}
 Event = dict[str, Any]
 
 
@@ -338,16 +344,20 @@ class ResponseStream:
     def on_server_tool(self, result: ServerToolResult) -> list[Event]:
         if not self.include_tool_calls:
             return []
-        item = {
-            "type": VENDOR_TOOL_ITEM,
-            "id": ids.prefixed("tc"),
-            "call_id": result.call_id,
-            "server": result.server,
-            "name": result.name,
-            "arguments": result.arguments,
-            "output": result.output,
-            "status": "failed" if result.is_error else "completed",
-        }
+        item = (
+            _agent_item(result)
+            if result.agent_id is not None
+            else {
+                "type": VENDOR_TOOL_ITEM,
+                "id": ids.prefixed("tc"),
+                "call_id": result.call_id,
+                "server": result.server,
+                "name": result.name,
+                "arguments": result.arguments,
+                "output": result.output,
+                "status": "failed" if result.is_error else "completed",
+            }
+        )
         events = self._close("completed") + self._add_item(dict(item, status="in_progress"))
         self.response["output"][-1] = item
         self._open = None
@@ -453,3 +463,24 @@ def closing_event(response: dict[str, Any], sequence: int) -> Event:
     kind = {"completed": "response.completed", "failed": "response.failed"}
     type_ = kind.get(str(response.get("status")), "response.incomplete")
     return {"type": type_, "sequence_number": sequence, "response": response}
+
+
+def _agent_item(result: ServerToolResult) -> dict[str, Any]:
+    """A sub-agent call or handoff as a vendor item: which agent, what in, what out."""
+    try:
+        arguments = json.loads(result.arguments or "{}")
+    except ValueError:
+        arguments = {}
+    given = arguments.get("input") if isinstance(arguments, dict) else None
+    return {
+        "type": VENDOR_AGENT_ITEM,
+        "id": ids.prefixed("ac"),
+        "call_id": result.call_id,
+        "kind": GRAPH_SERVERS.get(result.server, result.server),
+        "agent": result.agent_id,
+        "name": result.name,
+        "input": given if isinstance(given, str) else None,
+        "output": result.output,
+        "usage": usage_object(result.usage) if result.usage is not None else None,
+        "status": "failed" if result.is_error else "completed",
+    }
