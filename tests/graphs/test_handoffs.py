@@ -49,6 +49,14 @@ def test_a_chain_of_two_handoffs_ends_with_the_last_agent(
     usage = response["usage"]
     assert sum(r["input_tokens"] for r in rows) == usage["input_tokens"]
     assert sum(r["output_tokens"] for r in rows) == usage["output_tokens"]
+    # A continuation goes on with the agent that answered last.
+    again = secrets.token_hex(4)
+    body = {"model": front, "input": f"!text {again}", "previous_response_id": response["id"]}
+    follow = httpx.post(f"{server.api}/responses", json=body, headers=headers, timeout=60)
+    assert follow.status_code == 200, follow.text
+    (sent,) = upstream_log(server_upstream(server), again)
+    assert sent["body"]["messages"][0] == {"role": "system", "content": f"closer {marker}"}
+    assert [r["agent_id"] for r in ledger(server, follow.json()["id"])] == [closer]
 
 
 def test_a_handoff_cycle_ends_incomplete_at_the_depth_limit(

@@ -15,6 +15,8 @@ from agenthost.auth.permissions import AgentAccess, model_not_found
 from agenthost.auth.principal import Principal
 from agenthost.conversation import AgentSpec
 from agenthost.errors import NotFound
+from agenthost.services import Services
+from agenthost.storage.repositories import responses
 
 # A graph is a handful of agents; anything larger is refused rather than walked.
 MAX_GRAPH_AGENTS = 64
@@ -40,3 +42,22 @@ async def resolve_graph(
                 raise model_not_found(root.id) from None
             waiting.append(graph[target])
     return graph
+
+
+async def continuing_agent(
+    services: Services, principal: Principal, root: AgentSpec, previous_id: str | None
+) -> AgentSpec:
+    """The agent a continuation runs: the one that answered `previous_id` last when a
+    handoff moved the conversation to it from `root` (else `root`). Agents without
+    handoffs cost no read here."""
+    if previous_id is None or not root.handoffs:
+        return root
+    async with services.db.session() as session:
+        row = await responses.get_owned(
+            session, previous_id, principal.user_id, principal.agent_scope
+        )
+    answered = row.answered_by if row is not None else None
+    if answered is None or answered == root.id:
+        return root
+    graph = await resolve_graph(services.access, principal, root)
+    return graph.get(answered, root)

@@ -23,11 +23,13 @@ from agenthost import ids
 from agenthost.auth.principal import Principal
 from agenthost.conversation import AgentSpec
 from agenthost.errors import AgentHostError, InvalidRequest
+from agenthost.events import RunFinished
 from agenthost.protocols.errors import describe_any
 from agenthost.protocols.responses import decode, wire
 from agenthost.protocols.responses.encode import VENDOR_ITEMS, ResponseStream, response_object
 from agenthost.runs import url_guard
 from agenthost.runs.execution import Execution
+from agenthost.runs.graph_access import continuing_agent
 from agenthost.runs.history import LocalHistory, decode_input
 from agenthost.services import Services
 from agenthost.storage.repositories import responses as repo
@@ -60,6 +62,7 @@ class Turn:
     insert_at_end: bool = False
     cancelled: bool = False
     error: BaseException | None = None
+    answered_by: str | None = None  # the agent that answered last (agent graphs)
     _last_poll: float = 0.0
 
     @property
@@ -90,6 +93,7 @@ class Turn:
             agent_id=self.agent.id,
             api_key_id=self.principal.key_id,
             input_items=self.decoded.input_items,
+            answered_by=self.answered_by,
         )
         await db.write(insert.execute)
         if self.services.leases is not None and self.stream.response["status"] in repo.RUNNING:
@@ -106,7 +110,8 @@ class Turn:
                     self.stored = True
                     return
                 db = self.services.db
-                await db.write(repo.finish(db.write_dialect, self.stream.response).execute)
+                final = repo.finish(db.write_dialect, self.stream.response, self.answered_by)
+                await db.write(final.execute)
             except Exception:
                 log.exception("could not store the end of response %s", self.id)
             finally:
@@ -142,6 +147,8 @@ class Turn:
                     yield event
             async with aclosing(self.execution.events()) as run_events:
                 async for run_event in run_events:
+                    if isinstance(run_event, RunFinished):
+                        self.answered_by = run_event.agent_id
                     for event in self.stream.on_event(run_event):
                         yield event
                     if await self._cancel_requested():
@@ -170,6 +177,7 @@ async def prepare(
 ) -> Turn:
     """Everything up to (not including) the first model call."""
     agent = await services.access.resolve(principal, require_model(body.model))
+    agent = await continuing_agent(services, principal, agent, body.previous_response_id)
     decoded = await decode_input(services, principal, body, local)
     await url_guard.check_response_items(decoded.input_items)
     response_id = ids.prefixed("resp")

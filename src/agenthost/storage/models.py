@@ -241,6 +241,8 @@ class StoredResponse(Base):
     api_key_id: Mapped[str | None] = mapped_column(String(32), default=None)
     status: Mapped[str] = mapped_column(String(16))
     previous_response_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    # The agent that answered last (after any handoff): a continuation runs with it.
+    answered_by: Mapped[str | None] = mapped_column(String(32), default=None)
     input_items: Mapped[list[Any]] = mapped_column(JSON, default=list)
     body: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -37,6 +37,7 @@ _FINISH = DriverStatement(
         status=bindparam("status", type_=String),
         body=bindparam("body", type_=_RESPONSES.c.body.type),
         updated_at=bindparam("now", type_=_RESPONSES.c.updated_at.type),
+        answered_by=bindparam("answered_by", type_=String),
     )
 )
 
@@ -49,6 +50,7 @@ def create(
     agent_id: str,
     api_key_id: str | None,
     input_items: list[dict[str, Any]],
+    answered_by: str | None = None,
 ) -> BoundStatement:
     """The insert of a new response, encoded now: the body keeps changing as it runs."""
     now = utcnow()
@@ -63,6 +65,7 @@ def create(
         "body": body,
         "created_at": now,
         "updated_at": now,
+        "answered_by": answered_by,
     }
     return _INSERT.bind(dialect, row)
 
@@ -84,7 +87,9 @@ async def get_owned(
     return row
 
 
-def finish(dialect: Dialect, body: dict[str, Any]) -> BoundStatement:
+def finish(
+    dialect: Dialect, body: dict[str, Any], answered_by: str | None = None
+) -> BoundStatement:
     """The final body's write, effective unless the response already ended (a cancelled
     run may still write its partial output after the cancel marked it)."""
     last_open = "cancelled" if body["status"] == "cancelled" else RUNNING[0]
@@ -96,6 +101,7 @@ def finish(dialect: Dialect, body: dict[str, Any]) -> BoundStatement:
         "status": body["status"],
         "body": body,
         "now": utcnow(),
+        "answered_by": answered_by,
     }
     return _FINISH.bind(dialect, values)
 

@@ -1,4 +1,4 @@
-"""agent_links: the sub-agents and handoff targets of each agent
+"""agent_links: the sub-agents and handoff targets of each agent; responses.answered_by
 
 Revision ID: 0015_agent_graph
 Revises: 0013_secret_kinds
@@ -38,9 +38,13 @@ def upgrade() -> None:
     )
     op.create_index("ix_agent_links_agent_id", "agent_links", ["agent_id"])
     op.create_index("ix_agent_links_target_id", "agent_links", ["target_id"])
+    with op.batch_alter_table("responses") as batch:
+        batch.add_column(sa.Column("answered_by", sa.String(length=32), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("responses") as batch:
+        batch.drop_column("answered_by")
     op.drop_index("ix_agent_links_target_id", table_name="agent_links")
     op.drop_index("ix_agent_links_agent_id", table_name="agent_links")
     op.drop_table("agent_links")
