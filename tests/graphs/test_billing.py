@@ -1,0 +1,111 @@
+"""Money across an agent tree: an OpenAI-compatible parent with an Anthropic child, each
+priced at its own model; a tree that runs out of balance stops before the child's call
+goes upstream. Both fakes run as separate servers."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.fakes.process import start_process, stop_process
+from tests.graphs.support import agent, ledger
+from tests.support.server import Server, running_server
+
+FAKES = Path(__file__).resolve().parents[1] / "fakes"
+# Credits per token: 1,000,000 credits = 1 USD and prices are USD per 1M tokens.
+CLAUDE = {"input": 1.0, "output": 5.0, "cache_read": 0.1, "cache_write": 1.25}
+DEAR = {"input": 1000.0, "output": 1000.0, "cache_read": 1000.0, "cache_write": 1000.0}
+
+
+@pytest.fixture(scope="module")
+def mixed(tmp_path_factory: pytest.TempPathFactory, upstream_url: str) -> Iterator[Server]:
+    proc, port = start_process([str(FAKES / "anthropic_upstream.py"), "--port", "0"])
+    overrides = {
+        "providers": {
+            "claude": {
+                "type": "anthropic",
+                "base_url": f"http://127.0.0.1:{port}",
+                "api_key": "sk-ant-test-secret-never-shown-0123",
+                "max_retries": 1,
+            }
+        },
+        "pricing": {"claude-test": CLAUDE, "claude-dear": DEAR},
+    }
+    try:
+        with running_server(tmp_path_factory.mktemp("mixed"), upstream_url, overrides) as srv:
+            yield srv
+    finally:
+        stop_process(proc)
+
+
+def ask(server: Server, key: str, model: str, text: str) -> httpx.Response:
+    return httpx.post(
+        f"{server.api}/responses",
+        json={"model": model, "input": text},
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=60,
+    )
+
+
+def test_each_call_is_one_row_at_its_own_agents_prices(mixed: Server) -> None:
+    email = f"mix-{secrets.token_hex(3)}@example.com"
+    mixed.add_user(email)
+    key = mixed.create_key(email)
+    child = mixed.cli(
+        "agents", "create", "--owner", email, "--name", "Claude", "--provider", "claude",
+        "--model", "claude-test",
+    ).stdout.strip()  # fmt: skip
+    parent = agent(mixed, email, "Router", "--subagents", child)
+    reply = ask(mixed, key, parent, f"!call claude {json.dumps({'input': 'hi'})}")
+    assert reply.status_code == 200, reply.text
+    response = reply.json()
+    assert response["output"][-1]["content"][0]["text"] == "tool said: Hello from fake anthropic"
+    rows = ledger(mixed, response["id"])
+    by_agent = {r["agent_id"]: r for r in rows if r["agent_id"] == child}
+    claude_row = by_agent[child]
+    assert claude_row["model"] == "claude-test"
+    assert claude_row["credits"] == -(
+        claude_row["input_tokens"] * 1 + claude_row["output_tokens"] * 5
+    )
+    for row in rows:
+        if row["agent_id"] == parent:  # gpt-4o-mini: 0.15 / 0.6 credits per token
+            micro = row["input_tokens"] * 150_000 + row["output_tokens"] * 600_000
+            assert row["credits"] == (-micro) // 1_000_000  # rounded up, charged negative
+    assert [r["agent_id"] for r in rows].count(parent) == 2
+    usage = response["usage"]
+    assert sum(r["input_tokens"] for r in rows) == usage["input_tokens"]
+    assert sum(r["output_tokens"] for r in rows) == usage["output_tokens"]
+
+
+def test_a_tree_out_of_balance_stops_before_the_child_goes_upstream(mixed: Server) -> None:
+    email = f"poor-{secrets.token_hex(3)}@example.com"
+    mixed.add_user(email)
+    key = mixed.create_key(email)
+    child = mixed.cli(
+        "agents", "create", "--owner", email, "--name", "Dear", "--provider", "claude",
+        "--model", "claude-dear",
+    ).stdout.strip()  # fmt: skip
+    parent = agent(mixed, email, "Cheap", "--subagents", child)
+    start = int(mixed.cli("balance", "show", email).stdout.split(": ")[1].split()[0])
+    mixed.cli("balance", "add", email, "--", str(-(start - 5_000)))
+    marker = secrets.token_hex(4)
+    reply = ask(mixed, key, parent, f"!call dear {json.dumps({'input': marker})}")
+    # Not streamed: the failure after the parent's call is the reply's error.
+    assert reply.status_code == 402, reply.text
+    assert reply.json()["error"]["code"] == "insufficient_balance"
+    claude_seen = httpx.get(mixed_claude_url(mixed) + "/_requests", timeout=10).json()
+    assert not [r for r in claude_seen if marker in json.dumps(r["body"])]
+    after = int(mixed.cli("balance", "show", email).stdout.split(": ")[1].split()[0])
+    assert 0 <= after <= 5_000  # the parent's one call charged, nothing overspent
+
+
+def mixed_claude_url(server: Server) -> str:
+    import yaml
+
+    config = yaml.safe_load(server.config_path.read_text())
+    return str(config["providers"]["claude"]["base_url"])
