@@ -185,9 +185,14 @@ class Execution:
             if passed is not None:
                 metrics.ACTIVE_RUNS.dec()
                 self.state.close_pending()
-                with tracing.span("agenthost.settle"):
-                    await self._settle_children()
-                    await self.services.gate.leave(passed, self.state.steps, self.request_id)
+                # In a task of its own: a cancel arriving meanwhile (a WebSocket closing
+                # right after the last event) cannot cut the tree's settlement short.
+                await asyncio.shield(asyncio.ensure_future(self._settle(passed)))
+
+    async def _settle(self, passed: Pass) -> None:
+        with tracing.span("agenthost.settle"):
+            await self._settle_children()
+            await self.services.gate.leave(passed, self.state.steps, self.request_id)
 
     async def _settle_children(self) -> None:
         """The calls of sub-agents and handoff targets: one ledger row each, charged to the
