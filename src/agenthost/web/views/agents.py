@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 
 from fastapi import APIRouter
 from starlette.responses import Response
@@ -11,7 +12,7 @@ from agenthost.storage.models import Agent
 from agenthost.storage.repositories import agent_edits, groups
 from agenthost.storage.repositories import agents as agent_repo
 from agenthost.storage.repositories import users as user_repo
-from agenthost.web import agent_form, share_form
+from agenthost.web import agent_form, agent_links, share_form
 from agenthost.web.agent_builder import ServerChoice, server_choices
 from agenthost.web.context import FormDep, UserDep, Visit, field, redirect, render
 from agenthost.web.errors import forbidden, not_found
@@ -56,8 +57,32 @@ async def _server_choices(visit: Visit, data: agent_form.AgentInput) -> list[Ser
     return server_choices(list(catalogues), data.mcp_servers, data.picks)
 
 
+@dataclass(slots=True)
+class _Graph:
+    """The form's sub-agent and handoff choices, what is picked, and why it was refused."""
+
+    choices: list[Agent]
+    links: dict[str, list[str]]
+    error: str | None = None
+
+
+async def _graph(
+    visit: Visit, owner_id: str, agent_id: str | None, links: dict[str, list[str]] | None
+) -> _Graph:
+    db = visit.services.db
+    choices = await agent_links.choices(db, owner_id, exclude=agent_id)
+    if links is None:
+        links = await agent_links.current(db, agent_id) if agent_id else {}
+    return _Graph(choices, links)
+
+
 async def _form_page(
-    visit: Visit, data: agent_form.AgentInput, action: str, title: str, status: int = 200
+    visit: Visit,
+    data: agent_form.AgentInput,
+    action: str,
+    title: str,
+    status: int = 200,
+    graph: _Graph | None = None,
 ) -> Response:
     settings = visit.services.settings
     return render(
@@ -70,6 +95,7 @@ async def _form_page(
         providers=agent_form.provider_choices(settings),
         mcp_servers=await _server_choices(visit, data),
         known_params=agent_form.KNOWN_PARAMS,
+        graph=graph,
     )
 
 
@@ -94,17 +120,21 @@ async def new_agent(visit: UserDep) -> Response:
     provider = next(iter(settings.providers), "")
     models = settings.providers[provider].models if provider else []
     data = agent_form.AgentInput(provider=provider, model=models[0] if models else "")
-    return await _form_page(visit, data, "/agents/new", "New agent")
+    graph = await _graph(visit, visit.me.id, None, None)
+    return await _form_page(visit, data, "/agents/new", "New agent", graph=graph)
 
 
 @router.post("/agents/new")
 async def create_agent(visit: UserDep, form: FormDep) -> Response:
     _require_create(visit)
     data = agent_form.parse(form, visit.services.settings)
-    if data.errors:
-        return await _form_page(visit, data, "/agents/new", "New agent", status=400)
+    graph = await _graph(visit, visit.me.id, None, agent_links.picked(form))
+    graph.error = agent_links.refused(graph.links, graph.choices, None)
+    if data.errors or graph.error:
+        return await _form_page(visit, data, "/agents/new", "New agent", status=400, graph=graph)
     async with visit.services.db.session() as session:
         agent = await agent_repo.create(session, owner_id=visit.me.id, **data.fields())
+    await agent_links.save(visit.services.db, agent.id, graph.links)
     return redirect(visit, f"/agents/{agent.id}?notice=created")
 
 
@@ -114,6 +144,7 @@ async def _detail(
     data: agent_form.AgentInput | None = None,
     status: int = 200,
     share: share_form.ShareInput | None = None,
+    graph: _Graph | None = None,
 ) -> Response:
     async with visit.services.db.session() as session:
         grants = await agent_repo.list_grants(session, agent.id)
@@ -138,6 +169,7 @@ async def _detail(
         roles=user_repo.ROLES,
         group_names=group_names,
         share=share or share_form.ShareInput(),
+        graph=graph or await _graph(visit, agent.owner_id, agent.id, None),
     )
 
 
@@ -150,10 +182,13 @@ async def show_agent(agent_id: str, visit: UserDep) -> Response:
 async def update_agent(agent_id: str, visit: UserDep, form: FormDep) -> Response:
     agent = await _editable(visit, agent_id)
     data = agent_form.parse(form, visit.services.settings)
-    if data.errors:
-        return await _detail(visit, agent, data, status=400)
+    graph = await _graph(visit, agent.owner_id, agent.id, agent_links.picked(form))
+    graph.error = agent_links.refused(graph.links, graph.choices, agent.id)
+    if data.errors or graph.error:
+        return await _detail(visit, agent, data, status=400, graph=graph)
     async with visit.services.db.session() as session:
         await agent_edits.update_agent(session, agent_id, data.fields())
+    await agent_links.save(visit.services.db, agent_id, graph.links)
     visit.services.access.invalidate(agent_id)
     return redirect(visit, f"/agents/{agent_id}?notice=saved")
 
