@@ -11,6 +11,7 @@ calls, and how to open the spending of another agent's calls.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from agenthost.runtime.tools import ServerTool
 SUBAGENT_SERVER = "agenthost:subagent"
 HANDOFF_SERVER = "agenthost:handoff"
 HANDOFF_PREFIX = "transfer_to_"
+log = logging.getLogger(__name__)
 _NAME_CHARS = re.compile(r"[^a-z0-9_-]+")
 _MAX_TOOL_NAME = 64  # what OpenAI-compatible upstreams accept
 
@@ -49,6 +51,18 @@ class Graph:
     model_calls: int = 0  # across the whole tree, against the top-level agent's max_steps
     max_model_calls: int | None = None  # set by the top-level run
     deadline: float | None = None  # the top-level run's; no run of the tree outlives it
+
+    def deeper(self, depth: int, agent: AgentSpec) -> bool:
+        """Whether a run one level below `depth` may start; logs the limit when not
+        (Chat Completions shows only `finish_reason: "length"`)."""
+        if depth + 1 <= self.depth_limit:
+            return True
+        log.info(
+            "agent graph depth limit %d reached calling agent %s: the run ends incomplete",
+            self.depth_limit,
+            agent.id,
+        )
+        return False
 
     def count_model_call(self) -> bool:
         """Count one model call of the tree; False when the tree may make no more."""

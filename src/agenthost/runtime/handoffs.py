@@ -23,9 +23,9 @@ if TYPE_CHECKING:
 
 def handoff_result(run: _Run, tool: ServerTool) -> ToolResult:
     """What the source model is told; the switch itself happens after the step."""
-    if run.depth + 1 > run.graph.depth_limit:
-        raise LimitReached("agent_graph_depth")
     target = run.graph.agents[tool.remote_name]
+    if not run.graph.deeper(run.depth, target):
+        raise LimitReached("agent_graph_depth")
     return ToolResult(f"Transferred to {target.name}.", agent_id=target.id)
 
 

@@ -55,9 +55,9 @@ async def run_subagent(
 ) -> ToolResult:
     """Run the sub-agent `tool` names on the call's input; its answer is the result."""
     graph = run.graph
-    if run.depth + 1 > graph.depth_limit:
-        raise LimitReached("agent_graph_depth")
     target = graph.agents[tool.remote_name]
+    if not graph.deeper(run.depth, target):
+        raise LimitReached("agent_graph_depth")
     text = _input(call.arguments)
     if text is None:
         return ToolResult('arguments must be {"input": string}', is_error=True)
