@@ -68,8 +68,12 @@ class Gate:
         tokens = _request_tokens(agent, request)
         return await self.limiter.acquire(scopes, tokens, ids.token(8), seconds)
 
-    async def leave(self, passed: Pass, steps: list[StepFinished], request_id: str) -> None:
-        """Settle and free the limits; safe to call twice (the second call does nothing)."""
+    async def leave(
+        self, passed: Pass, steps: list[StepFinished], request_id: str, other_tokens: int = 0
+    ) -> None:
+        """Settle and free the limits; safe to call twice (the second call does nothing).
+        `other_tokens`: what the request's other runs used (sub-agents, handoff targets;
+        settled on their own budgets), counted against tokens per minute too."""
         if passed.left:
             return
         passed.left = True
@@ -77,5 +81,5 @@ class Gate:
             await self.meter.settle(passed.budget, steps, request_id)
         finally:
             if passed.lease is not None:
-                used = sum(step.usage.total_tokens for step in steps)
+                used = sum(step.usage.total_tokens for step in steps) + other_tokens
                 await self.limiter.release(passed.lease, used)

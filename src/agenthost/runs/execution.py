@@ -192,7 +192,9 @@ class Execution:
     async def _settle(self, passed: Pass) -> None:
         with tracing.span("agenthost.settle"):
             await self._settle_children()
-            await self.services.gate.leave(passed, self.state.steps, self.request_id)
+            children = self.state.tree()[1:]
+            other = sum(s.usage.total_tokens for child in children for s in child.steps)
+            await self.services.gate.leave(passed, self.state.steps, self.request_id, other)
 
     async def _settle_children(self) -> None:
         """The calls of sub-agents and handoff targets: one ledger row each, charged to the
