@@ -271,7 +271,9 @@ class AgentRunner:
             deadline,
             initial_messages(agent, request),
             request.tool_choice or ToolChoice(),
-            api_key=caller.provider_key if caller is not None else None,
+            # The caller's key was read for the requested agent's provider: never sent to
+            # another agent's (a sub-agent or handoff target on a user-provided provider).
+            api_key=caller.provider_key if caller is not None and depth == 0 else None,
             depth=depth,
             caller=caller,
         )
