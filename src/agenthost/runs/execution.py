@@ -80,8 +80,8 @@ class Execution:
 
     async def admit(self) -> None:
         """The first half of `start()`: the gate."""
-        self._for = await self._caller()  # a missing secret fails before the gate
         self.state.graph = await self._graph()  # a hidden agent of the tree: 404, nothing sent
+        self._for = await self._caller()  # a missing secret fails before the gate
         with tracing.span("agenthost.admission", {"agenthost.agent": self.agent.id}):
             self._pass = await self.services.gate.enter(self.principal, self.agent, self.request)
         metrics.ACTIVE_RUNS.inc()
@@ -118,9 +118,12 @@ class Execution:
         configs = self.services.settings.mcp_servers
         if not configs:
             return Caller(user_id, email, provider_key=key)
-        if token is None and (servers := token_servers(self.agent.mcp_servers, configs)):
+        # Every agent of the tree: a sub-agent's MCP headers need the caller's secrets too.
+        graph = self.state.graph.agents.values() if self.state.graph else (self.agent,)
+        mcp = tuple(dict.fromkeys(s for agent in graph for s in agent.mcp_servers))
+        if token is None and (servers := token_servers(mcp, configs)):
             raise token_required(servers[0])
-        needed = needed_secrets(self.agent.mcp_servers, configs)
+        needed = needed_secrets(mcp, configs)
         if not needed:
             return Caller(user_id, email, oidc_token=token, provider_key=key)
         stored = await self.services.user_secrets.values(user_id)
