@@ -1,7 +1,7 @@
 """agent_links: the sub-agents and handoff targets of each agent; responses.answered_by
 
 Revision ID: 0015_agent_graph
-Revises: 0013_secret_kinds
+Revises: 0016_web_round2
 Create Date: 2026-12-04 07:10:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0015_agent_graph"
-down_revision = "0013_secret_kinds"
+down_revision = "0016_web_round2"
 branch_labels = None
 depends_on = None
 
