@@ -8,6 +8,7 @@ import httpx
 import openai
 import pytest
 
+from agenthost.web import reveal
 from tests.web.conftest import REVEALED, Site, csrf_of, sign_in
 
 
@@ -247,7 +248,5 @@ def test_a_new_key_is_shown_once_and_a_reload_makes_no_second_key(
     with site.client() as other:
         site.add_user("reveal2@example.com", "reveal-password-2")
         sign_in(other, "reveal2@example.com", "reveal-password-2")
-        other.cookies.set(
-            "agenthost_reveal", made.cookies["agenthost_reveal"], path="/settings/keys"
-        )
+        other.cookies.set(reveal.COOKIE, made.cookies[reveal.COOKIE], path="/settings/keys")
         assert found.group(1) not in other.get("/settings/keys").text

@@ -8,7 +8,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from cryptography.fernet import Fernet, InvalidToken
 from fastapi import APIRouter
 from starlette.datastructures import FormData
 from starlette.responses import Response
@@ -16,12 +15,10 @@ from starlette.responses import Response
 from agenthost import text_bounds
 from agenthost.auth.api_keys import generate_key
 from agenthost.errors import InvalidRequest
-from agenthost.http.client_address import is_secure, trusted_of
-from agenthost.sealing import derived_fernet
 from agenthost.storage.models import utcnow
 from agenthost.storage.repositories import agents as agent_repo
 from agenthost.storage.repositories import api_keys as key_repo
-from agenthost.web import key_stats
+from agenthost.web import key_stats, reveal
 from agenthost.web.context import FormDep, UserDep, Visit, redirect, render
 from agenthost.web.context import field as form_field
 from agenthost.web.errors import forbidden, not_found
@@ -93,33 +90,18 @@ async def settings_home(visit: UserDep) -> Response:
     return redirect(visit, "/settings/keys" if visit.perms.use else "/settings/sessions")
 
 
-REVEAL_COOKIE = "agenthost_reveal"
-REVEAL_SECONDS = 120
-_REVEAL_PURPOSE = b"agenthost web key reveal"
-
-
-def _reveal_box(visit: Visit) -> Fernet:
-    return derived_fernet(visit.services.secret, _REVEAL_PURPOSE)
+KEYS_PAGE = "/settings/keys"
 
 
 @router.get("/settings/keys")
 async def keys_page(visit: UserDep) -> Response:
-    """Shows a key just created once: it travels sealed in a short-lived cookie from the
-    create (post/redirect/get), so a reload neither makes a second key nor shows it again."""
+    """Shows a key just created once (post/redirect/get, `web/reveal.py`), so a reload
+    neither makes a second key nor shows it again."""
     _require_use(visit)
-    revealed = None
-    sealed = visit.request.cookies.get(REVEAL_COOKIE)
-    if sealed:
-        try:
-            owner, _, plain = (
-                _reveal_box(visit).decrypt(sealed.encode(), ttl=REVEAL_SECONDS).decode()
-            ).partition(":")
-        except (InvalidToken, UnicodeDecodeError):
-            owner, plain = "", ""
-        revealed = plain if owner == visit.me.id and plain else None
+    revealed = reveal.take(visit, "key")
     page = await settings_page(visit, revealed=revealed)
-    if sealed:
-        page.delete_cookie(REVEAL_COOKIE, path="/settings/keys")
+    if reveal.COOKIE in visit.request.cookies:
+        reveal.forget(page, KEYS_PAGE)
     return page
 
 
@@ -169,16 +151,7 @@ async def create_key(visit: UserDep, form: FormDep) -> Response:
             budget_period=period if max_credits is not None else None,
         )
     response = redirect(visit, "/settings/keys?notice=created")
-    sealed = _reveal_box(visit).encrypt(f"{visit.me.id}:{plain}".encode()).decode()
-    response.set_cookie(
-        REVEAL_COOKIE,
-        sealed,
-        max_age=REVEAL_SECONDS,
-        path="/settings/keys",
-        httponly=True,
-        samesite="strict",
-        secure=is_secure(visit.request, trusted_of(visit.request)),
-    )
+    reveal.seal(visit, response, "key", KEYS_PAGE, plain)
     return response
 
 
