@@ -39,6 +39,9 @@ def test_a_chain_of_two_handoffs_ends_with_the_last_agent(
     hops = [i["agent"] for i in response["output"] if i["type"] == "agenthost:agent_call"]
     assert hops == [middle, closer]
     assert response["status"] == "completed"
+    assert response["agenthost"]["answered_by"] == closer
+    stored = httpx.get(f"{server.api}/responses/{response['id']}", headers=headers, timeout=30)
+    assert stored.json()["agenthost"]["answered_by"] == closer
     seen = upstream_log(server_upstream(server), marker)
     last = seen[-1]["body"]
     # The target's own instructions replace the source's; no caller or source tools remain.

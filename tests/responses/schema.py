@@ -67,12 +67,15 @@ def check_response(value: dict[str, Any]) -> None:
     check_component("ResponseResource", value)
     required = SPEC["components"]["schemas"]["ResponseResource"]["required"]
     # The spec's fields, plus at most our one vendor field (the schema allows more
-    # properties): which upstream served the response, `{"served_by": "PROVIDER:MODEL"}`.
+    # properties): which upstream served the response, `{"served_by": "PROVIDER:MODEL"}`,
+    # and which agent answered last, `"answered_by": "agent_…"`.
     extra = set(value) - set(required)
     assert set(required) <= set(value) and extra <= {"agenthost"}, "the spec fields, and ours"
     if "agenthost" in value:
         served = value["agenthost"]
-        assert set(served) == {"served_by"} and ":" in served["served_by"], served
+        assert set(served) <= {"served_by", "answered_by"}, served
+        assert ":" in served.get("served_by", ":"), served
+        assert served.get("answered_by", "agent_").startswith("agent_"), served
     assert value["tools"] is not None
     for name in ("temperature", "top_p", "presence_penalty", "frequency_penalty", "top_logprobs"):
         assert value[name] is not None, name

@@ -51,6 +51,15 @@ def chat(tmp_path_factory: pytest.TempPathFactory, upstream_url: str) -> Iterato
             "tools": server.create_agent(EMAIL, "scripted", "m", "--mcp", "math"),
             "fake": server.create_agent(EMAIL, "fake", "gpt-4o-mini"),
         }
+        closer = server.cli(
+            *("agents", "create", "--owner", EMAIL, "--name", "Closer"),
+            *("--provider", "fake", "--model", "gpt-4o-mini"),
+        ).stdout.strip()
+        agents["front"] = server.cli(
+            *("agents", "create", "--owner", EMAIL, "--name", "Front"),
+            *("--provider", "fake", "--model", "gpt-4o-mini", "--handoffs", closer),
+        ).stdout.strip()
+        agents["closer"] = closer
         yield Chat(server, upstream_url, agents)
 
 
@@ -186,3 +195,20 @@ def test_conversations_survive_a_reload_continue_and_delete(page: Page, chat: Ch
         assert api(page, "GET", f"/api/agents/v1/responses/{response_id}")["status"] == 404
     page.reload()
     expect(page.locator("#pg-conversations li").filter(has_text=first)).to_have_count(0)
+
+
+def test_a_handoff_shows_collapsed_and_the_answer_names_the_agent(page: Page, chat: Chat) -> None:
+    page.goto("/playground")
+    say(page, chat.agents["front"], "!call transfer_to_closer {}")
+    answer = page.locator(".msg.assistant")
+    expect(answer.locator(".body")).not_to_be_empty()
+    expect(answer.locator(".who")).to_have_text("Agent · Closer")
+    hop = page.locator(".msg.agent details")
+    expect(hop.locator("summary")).to_have_text("Handed over to Closer")
+    assert hop.get_attribute("open") is None
+    page.screenshot(path=str(SHOTS / "playground-handoff.png"), full_page=True)
+    # Reopened from the stored response, it reads the same.
+    page.reload()
+    page.locator("#pg-conversations li").first.get_by_role("button").first.click()
+    expect(page.locator(".msg.assistant .who")).to_have_text("Agent · Closer")
+    expect(page.locator(".msg.agent summary")).to_have_text("Handed over to Closer")

@@ -149,6 +149,9 @@ class Turn:
                 async for run_event in run_events:
                     if isinstance(run_event, RunFinished):
                         self.answered_by = run_event.agent_id
+                        if run_event.agent_id:  # the vendor field says who answered last
+                            vendor = self.stream.response.setdefault(SERVED_BY_FIELD, {})
+                            vendor["answered_by"] = run_event.agent_id
                     for event in self.stream.on_event(run_event):
                         yield event
                     if await self._cancel_requested():

@@ -20,6 +20,7 @@
   const list = document.getElementById("pg-conversations");
   const storeKey = "agenthost.playground." + root.dataset.user;
   const render = window.agenthostMarkdown.render;
+  const agentNames = Object.fromEntries(Array.from(agentSelect.options).map((o) => [o.value, o.dataset.name || o.textContent]));
 
   let conversations = load();
   let current = null; // {id, agent, title, responses: [ids], updated}
@@ -54,7 +55,7 @@
     item.className = "msg " + kind;
     const who = document.createElement("span");
     who.className = "who";
-    who.textContent = { user: "You", assistant: "Agent", tool: "Tool", error: "Error", note: "Note" }[kind];
+    who.textContent = { user: "You", assistant: "Agent", tool: "Tool", agent: "Agent call", error: "Error", note: "Note" }[kind];
     const body = document.createElement("div");
     body.className = "body";
     item.append(who, body);
@@ -93,6 +94,9 @@
       });
     };
     answer.add = (delta) => answer.set(answer.text + delta);
+    answer.by = (agentId) => {
+      item.querySelector(".who").textContent = "Agent · " + (agentNames[agentId] || agentId);
+    };
     return answer;
   }
 
@@ -136,16 +140,46 @@
     body.append(details);
   }
 
+  // A sub-agent's run or a handoff (an `agenthost:agent_call` item), collapsed like a tool.
+  function agentCallEntry(item) {
+    const { body } = entry("agent");
+    const details = document.createElement("details");
+    const summary = document.createElement("summary");
+    const name = agentNames[item.agent] || item.agent || item.name;
+    const failed = item.status && item.status !== "completed";
+    summary.textContent = (item.kind === "handoff" ? "Handed over to " : "Asked ") + name + (failed ? " (" + item.status + ")" : "");
+    details.append(summary);
+    for (const [label, value] of [["Input", item.input], ["Answer", item.output]]) {
+      if (value === undefined || value === null || value === "") continue;
+      const heading = document.createElement("p");
+      heading.className = "help";
+      heading.textContent = label;
+      const pre = document.createElement("pre");
+      pre.textContent = String(value);
+      details.append(heading, pre);
+    }
+    body.append(details);
+  }
+
+  function answeredBy(response, answer, requested) {
+    const by = response && response.agenthost && response.agenthost.answered_by;
+    if (answer && by && by !== requested) answer.by(by);
+  }
+
   function outputItem(item, answer) {
     if (item.type === "agenthost:tool_call") {
       toolEntry(item);
-      return null;
+      return answer;
+    }
+    if (item.type === "agenthost:agent_call") {
+      agentCallEntry(item);
+      return answer;
     }
     if (item.type === "message") {
       const text = (item.content || []).filter((c) => c.type === "output_text").map((c) => c.text).join("");
-      const shown = answer || answerEntry();
+      const shown = answerEntry();
       shown.set(text);
-      return null;
+      return shown; // the last answer, which answered_by labels
     }
     return answer;
   }
@@ -169,10 +203,14 @@
     } else if (type === "response.output_item.done" && event.item && event.item.type === "agenthost:tool_call") {
       toolEntry(event.item);
       turn.answer = null;
+    } else if (type === "response.output_item.done" && event.item && event.item.type === "agenthost:agent_call") {
+      agentCallEntry(event.item);
+      turn.answer = null;
     } else if (type === "error" || type === "response.failed") {
       if (!turn.failed) plainEntry("error", describeError(event));
       turn.failed = true;
     } else if ((type === "response.completed" || type === "response.incomplete") && event.response) {
+      answeredBy(event.response, turn.answer, turn.agent);
       const usage = event.response.usage;
       const reason = event.response.incomplete_details && event.response.incomplete_details.reason;
       status.textContent = (reason ? "Stopped early (" + reason + ")" : "Done") +
@@ -228,7 +266,7 @@
     if (previous) body.previous_response_id = previous;
     const controller = new AbortController();
     setRunning(controller);
-    const turn = { answer: null, failed: false };
+    const turn = { answer: null, failed: false, agent: current.agent };
     try {
       const response = await fetch(API, {
         method: "POST",
@@ -314,6 +352,7 @@
       }
       let answer = null;
       for (const item of response.output || []) answer = outputItem(item, answer);
+      answeredBy(response, answer, conversation.agent);
       if (response.status === "incomplete" || response.status === "cancelled") plainEntry("note", "This answer was stopped before it ended.");
     }
     if (missing) plainEntry("note", missing + " earlier turn(s) are no longer stored.");
