@@ -8,6 +8,7 @@ import json
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -15,11 +16,14 @@ import pytest
 from tests.fakes.process import start_process, stop_process
 from tests.graphs.support import agent, ledger
 from tests.support.server import Server, running_server
+from tests.web.conftest import sign_in
 
 FAKES = Path(__file__).resolve().parents[1] / "fakes"
 # Credits per token: 1,000,000 credits = 1 USD and prices are USD per 1M tokens.
 CLAUDE = {"input": 1.0, "output": 5.0, "cache_read": 0.1, "cache_write": 1.25}
 DEAR = {"input": 1000.0, "output": 1000.0, "cache_read": 1000.0, "cache_write": 1000.0}
+
+PASSWORD = "mixed-password-1"
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +58,7 @@ def ask(server: Server, key: str, model: str, text: str) -> httpx.Response:
 
 def test_each_call_is_one_row_at_its_own_agents_prices(mixed: Server) -> None:
     email = f"mix-{secrets.token_hex(3)}@example.com"
-    mixed.add_user(email)
+    mixed.cli("users", "add", email, "--password-stdin", input=PASSWORD + "\n")
     key = mixed.create_key(email)
     child = mixed.cli(
         "agents", "create", "--owner", email, "--name", "Claude", "--provider", "claude",
@@ -80,6 +84,44 @@ def test_each_call_is_one_row_at_its_own_agents_prices(mixed: Server) -> None:
     usage = response["usage"]
     assert sum(r["input_tokens"] for r in rows) == usage["input_tokens"]
     assert sum(r["output_tokens"] for r in rows) == usage["output_tokens"]
+    _check_the_tree_in_usage(mixed, email, key, response, rows, {parent: "Router", child: "Claude"})
+
+
+def _check_the_tree_in_usage(
+    server: Server,
+    email: str,
+    key: str,
+    response: dict[str, Any],
+    rows: list[dict[str, Any]],
+    names: dict[str, str],
+) -> None:
+    """`/usage?response_id=` and the usage page show the response's tree, summed per
+    agent, equal to the ledger and to `usage`; another user sees none of it."""
+    url, auth = f"{server.api}/usage", {"Authorization": f"Bearer {key}"}
+    found = httpx.get(url, params={"response_id": response["id"]}, headers=auth, timeout=30)
+    assert found.status_code == 200, found.text
+    tree = found.json()["response"]
+    assert [t["agent_id"] for t in tree["transactions"]] == [r["agent_id"] for r in rows]
+    assert {a["agent_id"]: a["calls"] for a in tree["by_agent"]} == {
+        agent: [r["agent_id"] for r in rows].count(agent) for agent in names
+    }
+    assert tree["total"]["input_tokens"] == response["usage"]["input_tokens"]
+    assert tree["total"]["output_tokens"] == response["usage"]["output_tokens"]
+    assert tree["total"]["credits"] == sum(r["credits"] for r in rows)
+    stranger = f"mix-{secrets.token_hex(3)}@example.com"
+    server.add_user(stranger)
+    other = {"Authorization": f"Bearer {server.create_key(stranger)}"}
+    theirs = httpx.get(url, params={"response_id": response["id"]}, headers=other, timeout=30)
+    assert theirs.json()["response"]["transactions"] == []
+    too_long = httpx.get(url, params={"response_id": "r" * 65}, headers=auth, timeout=30)
+    assert too_long.status_code == 400
+    with httpx.Client(base_url=server.url, timeout=30) as web:
+        assert sign_in(web, email, PASSWORD).status_code == 303
+        page = web.get("/usage", params={"response": response["id"]}).text
+        assert f"response={response['id']}" in web.get("/usage").text  # each row links its tree
+    section = page.split('id="response-tree"')[1].split("</section>")[0]
+    assert all(name in section for name in names.values())
+    assert f">{len(rows)}<" in section  # the total's calls
 
 
 def test_a_tree_out_of_balance_stops_before_the_child_goes_upstream(mixed: Server) -> None:

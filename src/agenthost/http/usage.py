@@ -1,4 +1,5 @@
-"""GET /usage: the calling key's user's balance and spending by day, agent and key."""
+"""GET /usage: the calling key's user's balance and spending by day, agent and key; with
+`response_id`, one response's ledger rows summed per agent of its tree."""
 
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ async def get_usage(
     services: ServicesDep,
     days: Annotated[int, Query(ge=1, le=366)] = 30,
     transactions: Annotated[int, Query(ge=0, le=500)] = 20,
+    response_id: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
 ) -> Response:
     settings = services.settings.balance
     credits = await open_balance(services.db, principal.user_id, settings)
@@ -39,6 +41,19 @@ async def get_usage(
         by_agent = await usage.usage_by_agent(session, principal.user_id, days)
         by_key = await usage.usage_by_key(session, principal.user_id, days)
         recent = await usage.list_transactions(session, principal.user_id, transactions)
+        tree = (
+            await usage.transactions_of_request(session, principal.user_id, response_id)
+            if response_id
+            else None
+        )
+    extra: dict[str, Any] = {}
+    if response_id is not None and tree is not None:
+        # One response's ledger rows (its agent tree), only ever the caller's own.
+        extra["response"] = {
+            "id": response_id,
+            **usage.request_tree(tree),
+            "transactions": [usage.transaction_dict(row) for row in tree],
+        }
     return json_response(
         {
             "object": "usage",
@@ -53,5 +68,6 @@ async def get_usage(
             "by_agent": _grouped(by_agent, "agent_id"),
             "by_key": _grouped(by_key, "api_key_id"),
             "transactions": [usage.transaction_dict(row) for row in recent],
+            **extra,
         }
     )

@@ -107,6 +107,36 @@ async def list_transactions(
     return list(result.scalars())
 
 
+async def transactions_of_request(
+    session: AsyncSession, user_id: str, request_id: str, limit: int = 1_000
+) -> list[Transaction]:
+    """The user's ledger rows of one request (a response and its agent tree), in order."""
+    result = await session.execute(
+        select(Transaction)
+        .where(Transaction.user_id == user_id, Transaction.request_id == request_id)
+        .order_by(Transaction.id)
+        .limit(limit)
+    )
+    return list(result.scalars())
+
+
+def request_tree(rows: list[Transaction]) -> dict[str, Any]:
+    """One request's rows, summed per agent (first call first) and in total."""
+    keys = ("input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens")
+    agents: dict[str, dict[str, Any]] = {}
+    total: dict[str, Any] = {"calls": 0, "credits": 0, **dict.fromkeys(keys, 0)}
+    for row in rows:
+        agent = agents.setdefault(
+            row.agent_id or "", {"agent_id": row.agent_id, **dict.fromkeys(total, 0)}
+        )
+        for summed in (agent, total):
+            summed["calls"] += 1
+            summed["credits"] += row.credits
+            for key in keys:
+                summed[key] += getattr(row, key)
+    return {"by_agent": list(agents.values()), "total": total}
+
+
 def transaction_dict(row: Transaction) -> dict[str, Any]:
     """A transaction as JSON for the API and the UI."""
     return {
@@ -117,6 +147,7 @@ def transaction_dict(row: Transaction) -> dict[str, Any]:
         "request_id": row.request_id,
         "agent_id": row.agent_id,
         "api_key_id": row.api_key_id,
+        "provider": row.provider,
         "model": row.model,
         "input_tokens": row.input_tokens,
         "cache_read_tokens": row.cache_read_tokens,

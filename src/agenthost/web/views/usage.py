@@ -21,11 +21,17 @@ DAY_CHOICES = (7, 14, 30, 90)
 
 
 @router.get("/usage")
-async def usage_page(visit: UserDep, by: str = "agent", days: int = 14, page: int = 1) -> Response:
+async def usage_page(
+    visit: UserDep, by: str = "agent", days: int = 14, page: int = 1, response: str = ""
+) -> Response:
     by = by if by in ("agent", "key") else "agent"
     days = days if days in DAY_CHOICES else 14
+    response = response if 0 < len(response) <= 64 else ""
     me = visit.me
     async with visit.services.db.session() as session:
+        tree_rows = (
+            await usage.transactions_of_request(session, me.id, response) if response else []
+        )
         credits = await balances.get_credits(session, me.id)
         rows = await usage_summary.daily(session, me.id, days, by)
         total = await usage_summary.count_transactions(session, me.id)
@@ -55,6 +61,9 @@ async def usage_page(visit: UserDep, by: str = "agent", days: int = 14, page: in
         page=page,
         pages=max(1, -(-total // PAGE_SIZE)),
         total=total,
+        response=response,
+        tree_rows=tree_rows,
+        tree=usage.request_tree(tree_rows) if tree_rows else None,
     )
 
 
