@@ -114,6 +114,35 @@ def test_a_key_of_any_shape_echoed_by_the_upstream_never_shows(byok: Byok) -> No
     assert odd_key not in byok.server.log()
 
 
+def test_a_sub_agent_s_provider_gets_the_caller_s_own_key_for_it(byok: Byok) -> None:
+    """Agent graphs: a parent on another provider calls a sub-agent on `byok`; the child's
+    call carries the caller's key for `byok`, and a caller without one is refused first."""
+    tree: dict[str, tuple[str, str]] = {}
+    for who in ("keyed", "keyless"):
+        email = f"byok-{who}-{secrets.token_hex(3)}@example.com"
+        byok.server.add_user(email)
+        byok.keys[email] = byok.server.create_key(email)
+        child = byok.server.create_agent(email, "byok", "gpt-byok")
+        parent = byok.server.create_agent(email, "scripted", "m", "--subagents", child)
+        tree[who] = (email, parent)
+    key = provider_key()
+    email, parent = tree["keyed"]
+    byok.server.cli("provider-keys", "set", email, "byok", "--key-stdin", input=key + "\n")
+    marker = "m" + secrets.token_hex(5)
+    reply = byok.ask(email, parent, f'!call test_agent {{"input": "{marker}"}}')
+    assert reply.choices[0].message.content.startswith("result: ")
+    (seen,) = byok.upstream_saw(marker)
+    assert seen["headers"]["authorization"] == f"Bearer {key}"
+    email, parent = tree["keyless"]
+    marker = "m" + secrets.token_hex(5)
+    with pytest.raises(openai.BadRequestError) as caught:
+        byok.ask(email, parent, f'!call test_agent {{"input": "{marker}"}}')
+    error = caught.value.response.json()["error"]
+    assert error["code"] == "missing_provider_key" and "'byok'" in error["message"]
+    assert byok.upstream_saw(marker) == []
+    assert key not in byok.server.log()
+
+
 def test_usage_is_recorded_and_charged_unless_bill_usage_is_false(byok: Byok) -> None:
     byok.server.cli("provider-keys", "set", OWNER, "byok-free", "--key-stdin", input=provider_key())
     byok.server.cli("provider-keys", "set", OWNER, "byok", "--key-stdin", input=provider_key())

@@ -114,40 +114,48 @@ class Execution:
         when some header references one: most agents need no database read here)."""
         user_id, email = self.principal.user_id, self.principal.email
         token = self.principal.bearer_token
-        key = await self._provider_key()
+        # Every agent of the tree: a sub-agent's provider key and MCP headers are the
+        # caller's too.
+        graph = self.state.graph.agents.values() if self.state.graph else (self.agent,)
+        keys = await self._provider_keys(tuple(dict.fromkeys(a.provider for a in graph)))
         configs = self.services.settings.mcp_servers
         if not configs:
-            return Caller(user_id, email, provider_key=key)
-        # Every agent of the tree: a sub-agent's MCP headers need the caller's secrets too.
-        graph = self.state.graph.agents.values() if self.state.graph else (self.agent,)
+            return Caller(user_id, email, provider_keys=keys)
         mcp = tuple(dict.fromkeys(s for agent in graph for s in agent.mcp_servers))
         if token is None and (servers := token_servers(mcp, configs)):
             raise token_required(servers[0])
         needed = needed_secrets(mcp, configs)
         if not needed:
-            return Caller(user_id, email, oidc_token=token, provider_key=key)
+            return Caller(user_id, email, oidc_token=token, provider_keys=keys)
         stored = await self.services.user_secrets.values(user_id)
         require_secrets(needed, stored)
         wanted = {name for names in needed.values() for name in names}
         secrets = {k: v for k, v in stored.items() if k in wanted}
-        return Caller(user_id, email, secrets, oidc_token=token, provider_key=key)
+        return Caller(user_id, email, secrets, oidc_token=token, provider_keys=keys)
 
-    async def _provider_key(self) -> str | None:
-        """The caller's own key when the agent's provider is user-provided (on a shared
-        agent too: the caller pays their provider, never the owner's key)."""
-        config = self.services.settings.providers.get(self.agent.provider)
-        if config is None or not config.user_provided:
-            return None
+    async def _provider_keys(self, providers: tuple[str, ...]) -> dict[str, str]:
+        """The caller's own keys for the user-provided providers among `providers` (on a
+        shared agent too: the caller pays their provider, never the owner's key); one
+        missing fails the request before anything goes upstream."""
+        settings = self.services.settings.providers
+        wanted = [p for p in providers if p in settings and settings[p].user_provided]
+        if not wanted:
+            return {}
         keys = await self.services.provider_keys.values(self.principal.user_id)
-        key = keys.get(self.agent.provider)
-        if not key:
-            raise InvalidRequest(
-                f"This agent's provider '{self.agent.provider}' uses each caller's own key, "
-                "and you have not set one: add it under Settings → Provider keys in the web "
-                "interface (or ask an admin to run `agenthost provider-keys set`).",
-                code="missing_provider_key",
-            )
-        return key
+        for provider in wanted:
+            if not keys.get(provider):
+                whose = (
+                    f"This agent's provider '{provider}'"
+                    if provider == self.agent.provider
+                    else f"Provider '{provider}' (of an agent this one calls or hands over to)"
+                )
+                raise InvalidRequest(
+                    f"{whose} uses each caller's own key, and you have "
+                    "not set one: add it under Settings → Provider keys in the web interface "
+                    "(or ask an admin to run `agenthost provider-keys set`).",
+                    code="missing_provider_key",
+                )
+        return {provider: keys[provider] for provider in wanted}
 
     async def events(self) -> AsyncGenerator[RunEvent, None]:
         assert self._events is not None and self._first is not None, "start() first"

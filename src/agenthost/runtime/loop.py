@@ -271,9 +271,9 @@ class AgentRunner:
             deadline,
             initial_messages(agent, request),
             request.tool_choice or ToolChoice(),
-            # The caller's key was read for the requested agent's provider: never sent to
-            # another agent's (a sub-agent or handoff target on a user-provided provider).
-            api_key=caller.provider_key if caller is not None and depth == 0 else None,
+            # The caller's own key for this agent's provider only (none when it is not
+            # user-provided): a key never goes to another provider.
+            api_key=caller.provider_keys.get(agent.provider) if caller is not None else None,
             depth=depth,
             caller=caller,
         )

@@ -28,8 +28,9 @@ class Caller:
     secrets: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
     # The caller's OIDC bearer token, for `{user.oidc_token}`; None with an API key.
     oidc_token: str | None = field(default=None, repr=False, compare=False)
-    # The caller's key for the agent's provider, when that provider is user-provided.
-    provider_key: str | None = field(default=None, repr=False, compare=False)
+    # The caller's own keys for the user-provided providers of the agents the run may
+    # reach (provider name → key): each agent's calls carry only its provider's key.
+    provider_keys: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
 
 @dataclass(slots=True, frozen=True)
