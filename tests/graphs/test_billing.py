@@ -146,6 +146,52 @@ def test_a_tree_out_of_balance_stops_before_the_child_goes_upstream(mixed: Serve
     assert 0 <= after <= 5_000  # the parent's one call charged, nothing overspent
 
 
+@pytest.mark.parametrize("mode", ["responses", "chat"])
+def test_a_streamed_tree_out_of_balance_signals_it_and_overspends_nothing(
+    mixed: Server, mode: str
+) -> None:
+    email = f"poor-{secrets.token_hex(3)}@example.com"
+    mixed.add_user(email)
+    key = mixed.create_key(email)
+    child = mixed.cli(
+        "agents", "create", "--owner", email, "--name", "Dear", "--provider", "claude",
+        "--model", "claude-dear",
+    ).stdout.strip()  # fmt: skip
+    parent = agent(mixed, email, "Cheap", "--subagents", child)
+    start = int(mixed.cli("balance", "show", email).stdout.split(": ")[1].split()[0])
+    mixed.cli("balance", "add", email, "--", str(-(start - 5_000)))
+    marker = secrets.token_hex(4)
+    text = f"!call dear {json.dumps({'input': marker})}"
+    if mode == "responses":
+        url, body = "responses", {"model": parent, "input": text, "stream": True}
+    else:
+        messages = [{"role": "user", "content": text}]
+        url, body = "chat/completions", {"model": parent, "messages": messages, "stream": True}
+    with httpx.stream(
+        "POST", f"{mixed.api}/{url}", json=body, timeout=60,
+        headers={"Authorization": f"Bearer {key}"},
+    ) as reply:  # fmt: skip
+        status, raw = reply.status_code, reply.read().decode()
+    # Streamed: the parent's call had started the stream, so the refusal comes in-stream
+    # in the protocol's own error shape, and the stream ends properly.
+    assert status == 200, raw
+    payloads = [
+        line.removeprefix("data: ") for line in raw.splitlines() if line.startswith("data: ")
+    ]
+    assert payloads[-1] == "[DONE]"
+    events = [json.loads(p) for p in payloads[:-1]]
+    if mode == "responses":
+        assert [e["type"] for e in events[-2:]] == ["error", "response.failed"]
+        error = events[-2]["error"]
+    else:
+        error = events[-1]["error"]
+    assert error["code"] == "insufficient_balance", error
+    claude_seen = httpx.get(mixed_claude_url(mixed) + "/_requests", timeout=10).json()
+    assert not [r for r in claude_seen if marker in json.dumps(r["body"])]
+    after = int(mixed.cli("balance", "show", email).stdout.split(": ")[1].split()[0])
+    assert 0 <= after <= 5_000  # the parent's one call charged, nothing overspent
+
+
 def mixed_claude_url(server: Server) -> str:
     import yaml
 
