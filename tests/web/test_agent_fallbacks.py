@@ -70,7 +70,7 @@ def test_web_form_checks_fallbacks_and_shows_them_again(site: Site) -> None:
             assert f'value="{value}"'.replace("'", "&#39;") in reply.text  # kept to fix
         made = client.post("/agents/new", data={**form, "fallbacks": "fake:fake-model"})
         assert made.status_code == 303, made.status_code
-        agent = re.search(r"/agents/(agent_[A-Za-z0-9]+)", made.headers["location"])
+        agent = re.search(r"/agents/(agent_[A-Za-z0-9_-]{21})", made.headers["location"])
         assert agent is not None
         assert fallbacks_of(site.server, agent.group(1)) == ["fake:fake-model"]
         edit = client.get(f"/agents/{agent.group(1)}").text
