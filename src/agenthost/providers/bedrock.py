@@ -34,14 +34,12 @@ from agenthost.providers.bedrock_auth import AwsSigner, parse_user_key
 from agenthost.providers.bedrock_request import ReasoningMemory, build_body
 from agenthost.providers.bedrock_stream import BedrockStream, error_detail, response_kind
 from agenthost.providers.eventstream import EventStreamDecoder
-from agenthost.providers.openai_compat import arrived_before_break, env_proxy
+from agenthost.providers.openai_compat import env_proxy
 from agenthost.providers.retry import stream_with_retries
-from agenthost.providers.stream_open import open_stream
+from agenthost.providers.stream_open import next_chunk, open_stream, pooled_session
 from agenthost.providers.upstream_errors import redact, status_error
 from agenthost.settings import ProviderSettings
 
-_MAX_CONNECTIONS = 1024
-_KEEPALIVE_SECONDS = 30.0
 _STREAM_TYPE = "application/vnd.amazon.eventstream"
 
 
@@ -83,18 +81,8 @@ class BedrockProvider(Provider):
         return False
 
     def _client(self) -> aiohttp.ClientSession:
-        # Made on first use: a session belongs to the event loop that creates it.
         if self._session is None:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(
-                    limit=_MAX_CONNECTIONS, keepalive_timeout=_KEEPALIVE_SECONDS
-                ),
-                timeout=aiohttp.ClientTimeout(
-                    total=None,
-                    sock_connect=self._config.connect_timeout_seconds,
-                    sock_read=self._config.first_token_timeout_seconds,
-                ),
-            )
+            self._session = pooled_session(self._config)
         return self._session
 
     def _url_for(self, model: str, streamed: bool) -> URL:
@@ -253,16 +241,7 @@ class BedrockProvider(Provider):
         return self._signer.sign(url, body, headers, creds)
 
     async def _next_chunk(self, response: aiohttp.ClientResponse, deadline: float) -> bytes | None:
-        """The next body bytes, or None at the end (or when the connection broke)."""
-        try:
-            async with asyncio.timeout_at(deadline):
-                chunk = await response.content.readany()
-        except TimeoutError as exc:
-            raise UpstreamTimeout(f"upstream {self.name} stopped sending in time") from exc
-        except aiohttp.ClientError:
-            # Keep what arrived before the break; the missing messageStop judges it.
-            return arrived_before_break(response.content) or None
-        return chunk or None
+        return await next_chunk(response, deadline, self.name)
 
     def _status_error(
         self, status: int, content: bytes, kind: str | None, redactor: _Redactor

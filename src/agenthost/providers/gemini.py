@@ -35,16 +35,14 @@ from agenthost.providers.base import Provider, ProviderHealth
 from agenthost.providers.gemini_auth import VertexCredentials
 from agenthost.providers.gemini_request import SignatureMemory, build_body
 from agenthost.providers.gemini_stream import GeminiStream, error_detail, key_rejected
-from agenthost.providers.openai_compat import arrived_before_break, env_proxy
+from agenthost.providers.openai_compat import env_proxy
 from agenthost.providers.retry import stream_with_retries
-from agenthost.providers.stream_open import open_stream
+from agenthost.providers.stream_open import next_chunk, open_stream, pooled_session
 from agenthost.providers.upstream_errors import redact, status_error
 from agenthost.settings import ProviderSettings, VertexSettings
 
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com/v1beta"
 _HEALTH_TIMEOUT = 5.0
-_MAX_CONNECTIONS = 1024
-_KEEPALIVE_SECONDS = 30.0
 
 
 class GeminiProvider(Provider):
@@ -87,18 +85,8 @@ class GeminiProvider(Provider):
         self._signatures = SignatureMemory()
 
     def _client(self) -> aiohttp.ClientSession:
-        # Made on first use: a session belongs to the event loop that creates it.
         if self._session is None:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(
-                    limit=_MAX_CONNECTIONS, keepalive_timeout=_KEEPALIVE_SECONDS
-                ),
-                timeout=aiohttp.ClientTimeout(
-                    total=None,
-                    sock_connect=self._config.connect_timeout_seconds,
-                    sock_read=self._config.first_token_timeout_seconds,
-                ),
-            )
+            self._session = pooled_session(self._config)
         return self._session
 
     def _url_for(self, model: str) -> str:
@@ -185,17 +173,7 @@ class GeminiProvider(Provider):
         )
 
     async def _next_chunk(self, response: aiohttp.ClientResponse, deadline: float) -> bytes | None:
-        """The next body bytes, or None at the end (or when the connection broke)."""
-        try:
-            async with asyncio.timeout_at(deadline):
-                chunk = await response.content.readany()
-        except TimeoutError as exc:
-            raise UpstreamTimeout(f"upstream {self.name} stopped sending in time") from exc
-        except aiohttp.ClientError:
-            # A broken connection: keep what arrived before the break, then end (judged
-            # by the caller: a stream without its finishReason).
-            return arrived_before_break(response.content) or None
-        return chunk or None
+        return await next_chunk(response, deadline, self.name)
 
     def _status_error(self, status: int, content: bytes) -> ProviderError:
         if status == 400 and key_rejected(content):

@@ -28,7 +28,6 @@ from agenthost.errors import (
     AgentHostError,
     ConfigError,
     ProviderError,
-    UpstreamTimeout,
     UpstreamUnavailable,
 )
 from agenthost.events import ModelEvent
@@ -36,7 +35,7 @@ from agenthost.providers.base import Provider, ProviderHealth
 from agenthost.providers.openai_compat_request import build_body
 from agenthost.providers.openai_compat_stream import StreamState, error_detail, joined
 from agenthost.providers.retry import stream_with_retries
-from agenthost.providers.stream_open import open_stream
+from agenthost.providers.stream_open import next_chunk, open_stream, pooled_session
 from agenthost.providers.upstream_errors import redact, status_error
 from agenthost.settings import ProviderSettings
 
@@ -44,22 +43,6 @@ DEFAULT_BASE_URL = "https://api.openai.com/v1"
 _HEALTH_TIMEOUT = 5.0
 _DRAIN_TIMEOUT = 1.0
 # Enough pooled connections for hundreds of concurrent streams per upstream.
-_MAX_CONNECTIONS = 1024
-_KEEPALIVE_SECONDS = 30.0
-
-
-def arrived_before_break(reader: aiohttp.StreamReader) -> bytes:
-    """The bytes still buffered in a reader whose connection broke. aiohttp raises the
-    break before handing them over (even from `read_nowait`), so they are taken from
-    its buffer directly: a cut stream keeps every token the upstream delivered."""
-    take = getattr(reader, "_read_nowait", None)
-    if take is None:
-        return b""
-    try:
-        data = take(-1)
-    except Exception:
-        return b""
-    return data if isinstance(data, bytes) else b""
 
 
 def env_proxy(url: URL) -> tuple[URL | None, dict[str, str]]:
@@ -134,19 +117,8 @@ class OpenAICompatProvider(Provider):
         self._session: aiohttp.ClientSession | None = None
 
     def _client(self) -> aiohttp.ClientSession:
-        # Made on first use: a session belongs to the event loop that creates it.
         if self._session is None:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(
-                    limit=_MAX_CONNECTIONS, keepalive_timeout=_KEEPALIVE_SECONDS
-                ),
-                # Connecting is short; a read waits for the first token, then any gap.
-                timeout=aiohttp.ClientTimeout(
-                    total=None,
-                    sock_connect=self._config.connect_timeout_seconds,
-                    sock_read=self._config.first_token_timeout_seconds,
-                ),
-            )
+            self._session = pooled_session(self._config)
         return self._session
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
@@ -238,22 +210,7 @@ class OpenAICompatProvider(Provider):
         )
 
     async def _next_chunk(self, response: aiohttp.ClientResponse, deadline: float) -> bytes | None:
-        """The next body bytes, or None at the end (or when the connection broke)."""
-        try:
-            # While the deadline is further away than the socket read timeout, that timeout
-            # fires first, so the per-chunk deadline scope (a timer per token) is skipped.
-            if deadline - asyncio.get_running_loop().time() > self._read_timeout:
-                chunk = await response.content.readany()
-            else:
-                async with asyncio.timeout_at(deadline):
-                    chunk = await response.content.readany()
-        except TimeoutError as exc:
-            raise UpstreamTimeout(f"upstream {self.name} stopped sending in time") from exc
-        except aiohttp.ClientError:
-            # A broken connection: hand over what arrived before the break, then end
-            # (judged by the caller: a stream that lacks its end).
-            return arrived_before_break(response.content) or None
-        return chunk or None
+        return await next_chunk(response, deadline, self.name, self._read_timeout)
 
     async def _drain(self, response: aiohttp.ClientResponse, deadline: float) -> None:
         # Read to the end of the body so the connection goes back to the pool.
