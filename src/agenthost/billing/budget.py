@@ -21,6 +21,7 @@ cannot take a balance below zero.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -51,6 +52,10 @@ class _Call:
     rates: Rates
     prompt: PromptSize
     cap: int
+
+
+def _zero() -> int:
+    return 0
 
 
 def _count(value: object) -> int | None:
@@ -238,22 +243,29 @@ class RunBudget:
             return Usage(input_tokens=call.prompt.estimate, output_tokens=estimated_output)
         defects: list[str] = []
 
-        def field(name: str, value: int | None, default: int, most: int) -> int:
+        def field(name: str, value: int | None, default: Callable[[], int], most: int) -> int:
+            # `default` is called only for a missing figure: the prompt's estimate is a
+            # full pass over its text, which most calls (usage reported) never need.
             if value is None:
                 defects.append(f"{name}={getattr(reported, name)!r}")
-                return min(default, most)
+                return min(default(), most)
             if value > most:
                 defects.append(f"{name}={value} over {most}")
                 return most
             return value
 
+        prompt = call.prompt
         inputs = field(
-            "input_tokens", _count(reported.input_tokens), call.prompt.estimate, call.prompt.bound
+            "input_tokens", _count(reported.input_tokens), lambda: prompt.estimate, prompt.bound
         )
-        outputs = field("output_tokens", _count(reported.output_tokens), estimated_output, call.cap)
-        read = field("cache_read_tokens", _count(reported.cache_read_tokens), 0, inputs)
-        write = field("cache_write_tokens", _count(reported.cache_write_tokens), 0, inputs - read)
-        reasoning = field("reasoning_tokens", _count(reported.reasoning_tokens), 0, outputs)
+        outputs = field(
+            "output_tokens", _count(reported.output_tokens), lambda: estimated_output, call.cap
+        )
+        read = field("cache_read_tokens", _count(reported.cache_read_tokens), _zero, inputs)
+        write = field(
+            "cache_write_tokens", _count(reported.cache_write_tokens), _zero, inputs - read
+        )
+        reasoning = field("reasoning_tokens", _count(reported.reasoning_tokens), _zero, outputs)
         if defects:
             log.warning(
                 "upstream defect: %s (model %s) reported unusable usage (%s); recorded "
