@@ -1,6 +1,7 @@
 """A provider whose `${VAR}` is unset is disabled (one warning line naming it) instead of
-stopping the server; its agents answer 503 naming the variable; `serve --strict` and
-`strict_providers: true` refuse to start instead."""
+stopping the server; its agents answer 503 naming the variable, unless they have a
+fallback, which then serves them; `serve --strict` and `strict_providers: true` refuse to
+start instead."""
 
 from __future__ import annotations
 
@@ -77,6 +78,9 @@ def test_agents_on_a_disabled_provider_answer_503_naming_the_variable(
         server.add_user("pat@example.com")
         key = server.create_key("pat@example.com")
         agent = server.create_agent("pat@example.com", "paid", "gpt-4o-mini")
+        backed = server.create_agent(
+            "pat@example.com", "paid", "gpt-4o-mini", "--fallback", "scripted:backup-model"
+        )
         server.stop()
         monkeypatch.delenv(VARIABLE)
         server.start()  # the rest of the server still starts
@@ -90,6 +94,18 @@ def test_agents_on_a_disabled_provider_answer_503_naming_the_variable(
         assert reply.status_code == 503, reply.text
         error = reply.json()["error"]
         assert error["code"] == "provider_disabled" and VARIABLE in error["message"]
+        # An agent with a fallback is served by it while its own provider is disabled.
+        reply = httpx.post(
+            f"{server.api}/chat/completions",
+            json={**body, "model": backed},
+            headers={"authorization": f"Bearer {key}"},
+            timeout=30,
+        )
+        assert reply.status_code == 200, reply.text
+        assert reply.headers["x-agenthost-served-by"] == "scripted:backup-model"
+        assert reply.json()["choices"][0]["message"]["content"] == "echo: hi"
+        usage = server.cli("usage", "report", "--by", "model").stdout
+        assert "backup-model" in usage and "gpt-4o-mini" not in usage
         scripted = server.create_agent("pat@example.com")
         reply = httpx.post(
             f"{server.api}/chat/completions",

@@ -19,16 +19,21 @@ from agenthost.runtime.circuit import Breakers, Ticket
 class Route:
     provider: Provider
     model: str
+    primary: bool = False  # the agent's own provider and model
 
     @property
     def label(self) -> str:
         return f"{self.provider.name}:{self.model}"
 
 
-def routes(agent: AgentSpec, primary: Provider, providers: dict[str, Provider]) -> list[Route]:
-    """The primary, then each fallback whose provider is running (one whose provider was
-    removed from the configuration or disabled since is passed over)."""
-    found = [Route(primary, agent.model)]
+def routes(agent: AgentSpec, providers: dict[str, Provider]) -> list[Route]:
+    """The agent's own provider and model, then each fallback, keeping those whose provider
+    is running: one removed from the configuration or disabled (its `${VAR}` unset) is
+    passed over, so a disabled primary is served by its fallbacks."""
+    found: list[Route] = []
+    primary = providers.get(agent.provider)
+    if primary is not None:
+        found.append(Route(primary, agent.model, primary=True))
     for name, model in agent.fallbacks:
         provider = providers.get(name)
         if provider is not None:

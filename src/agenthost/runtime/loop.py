@@ -221,7 +221,14 @@ class AgentRunner:
         agent's, else the provider's default. Billing may lower it per call."""
         agent_params.check(agent.params)  # a value stored before it was checked at save
         capped = model_request(agent, request, [], [], ToolChoice()).max_output_tokens
-        return capped or self.provider_for(agent).default_max_output_tokens
+        return capped or self._first_provider(agent).default_max_output_tokens
+
+    def _first_provider(self, agent: AgentSpec) -> Provider:
+        """The provider a run is prepared for: the agent's own, or its first running
+        fallback's when its own is disabled or gone (fallbacks.routes); with neither, the
+        agent's own provider error."""
+        candidates = fallbacks.routes(agent, self._providers)
+        return candidates[0].provider if candidates else self.provider_for(agent)
 
     def provider_for(self, agent: AgentSpec) -> Provider:
         provider = self._providers.get(agent.provider)
@@ -247,7 +254,7 @@ class AgentRunner:
         depth: int = 0,
     ) -> _Run:
         """Everything checked before the first upstream call; errors here are plain 4xx/5xx."""
-        provider = self.provider_for(agent)
+        provider = self._first_provider(agent)
         limits = limits_for(self._limits, agent.params)
         server = {t.spec.name: t for t in await self._server_tools.tools_for(agent, caller)}
         if state.graph is None:
@@ -379,16 +386,16 @@ class AgentRunner:
         """Stream one model call from the first route that answers (runtime/fallbacks.py):
         a failure before the first token moves on to the agent's next fallback, priced
         and admitted anew at its model; after the first token there is no moving on."""
-        candidates = fallbacks.routes(run.agent, run.provider, self._providers)
+        candidates = fallbacks.routes(run.agent, self._providers)
         failed: fallbacks.Route | None = None
         error: ProviderError | None = None
         for route, ticket, last in fallbacks.attempts(candidates, self._breakers):
             opened = _Opened(route, ticket)
             try:
-                if route is not candidates[0]:
+                if not route.primary:
                     call.model, call.api_key = route.model, None  # a fallback: our own key
                     await run.state.budget.admit(call, route.provider.name)
-                    source = (failed or candidates[0]).provider.name
+                    source = failed.provider.name if failed else run.agent.provider
                     metrics.FALLBACKS.labels(source, route.provider.name).inc()
                 async with aclosing(self._read(run, route.provider, call, step, opened)) as events:
                     async for event in events:
