@@ -84,35 +84,27 @@ def test_agents_on_a_disabled_provider_answer_503_naming_the_variable(
         server.stop()
         monkeypatch.delenv(VARIABLE)
         server.start()  # the rest of the server still starts
-        body = {"model": agent, "messages": [{"role": "user", "content": "hi"}]}
-        reply = httpx.post(
-            f"{server.api}/chat/completions",
-            json=body,
-            headers={"authorization": f"Bearer {key}"},
-            timeout=30,
-        )
+
+        def ask(model: str) -> httpx.Response:
+            return httpx.post(
+                f"{server.api}/chat/completions",
+                json={"model": model, "messages": [{"role": "user", "content": "hi"}]},
+                headers={"authorization": f"Bearer {key}"},
+                timeout=30,
+            )
+
+        reply = ask(agent)
         assert reply.status_code == 503, reply.text
         error = reply.json()["error"]
         assert error["code"] == "provider_disabled" and VARIABLE in error["message"]
         # An agent with a fallback is served by it while its own provider is disabled.
-        reply = httpx.post(
-            f"{server.api}/chat/completions",
-            json={**body, "model": backed},
-            headers={"authorization": f"Bearer {key}"},
-            timeout=30,
-        )
+        reply = ask(backed)
         assert reply.status_code == 200, reply.text
         assert reply.headers["x-agenthost-served-by"] == "scripted:backup-model"
         assert reply.json()["choices"][0]["message"]["content"] == "echo: hi"
         usage = server.cli("usage", "report", "--by", "model").stdout
         assert "backup-model" in usage and "gpt-4o-mini" not in usage
-        scripted = server.create_agent("pat@example.com")
-        reply = httpx.post(
-            f"{server.api}/chat/completions",
-            json={**body, "model": scripted},
-            headers={"authorization": f"Bearer {key}"},
-            timeout=30,
-        )
+        reply = ask(server.create_agent("pat@example.com"))
         assert reply.status_code == 200, reply.text
         warnings = [line for line in server.log().splitlines() if "is disabled" in line]
         assert len(warnings) == 1 and "'paid'" in warnings[0] and VARIABLE in warnings[0]
