@@ -1,5 +1,5 @@
 """`agents create|update --subagents/--handoffs`: saved in order, refused when the owner
-cannot call a target, cleared with an empty value."""
+cannot call a target, cleared with an empty value, and shown by `agents list`."""
 
 from __future__ import annotations
 
@@ -16,6 +16,13 @@ def links_of(server: Server, agent: str) -> list[tuple[str, str]]:
             (agent,),
         ).fetchall()
     return [(kind, target) for kind, target in rows]
+
+
+def listed_row(server: Server, agent: str) -> list[str]:
+    """`agents list`'s tab-separated columns for `agent`."""
+    rows = [line.split("\t") for line in server.cli("agents", "list").stdout.splitlines()]
+    (row,) = [row for row in rows if row[0] == agent]
+    return row
 
 
 def named(server: Server, owner: str, name: str, *extra: str) -> str:
@@ -41,6 +48,9 @@ def test_links_are_saved_checked_and_cleared(server: Server) -> None:
         ("subagent", helper),
         ("subagent", shared),
     ]
+    listed = listed_row(server, parent)
+    assert listed[2:] == ["scripted/m", "private", "-", f"{helper},{shared}", closer]
+    assert listed_row(server, helper)[4:] == ["-", "-", "-"]
     refused = server.cli("agents", "update", parent, "--subagents", hidden, check=False)
     assert refused.returncode != 0 and "--subagents" in refused.stderr
     assert links_of(server, parent)[1:] == [("subagent", helper), ("subagent", shared)]
@@ -51,3 +61,5 @@ def test_links_are_saved_checked_and_cleared(server: Server) -> None:
     assert refused.returncode != 0 and "agent_nope" in refused.stderr
     server.cli("agents", "update", parent, "--subagents", "", "--instructions", "Be brief.")
     assert links_of(server, parent) == [("handoff", closer)]
+    server.cli("agents", "update", parent, "--fallback", "scripted:backup")
+    assert listed_row(server, parent)[4:] == ["scripted:backup", "-", closer]

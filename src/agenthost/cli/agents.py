@@ -176,19 +176,29 @@ def agents_create(
 
 @agents_app.command("list")
 def agents_list() -> None:
-    """List all agents."""
-    from agenthost.storage.repositories import agents, groups
+    """List all agents: id, name, provider/model, sharing, then fallbacks, sub-agents and
+    handoff targets (comma-separated, `-` for none; columns are tab-separated)."""
+    from agenthost.storage.repositories import agent_links, agents, groups
 
-    async def work(_: Settings) -> tuple[list[tuple[Any, list[Any]]], dict[str, str]]:
+    async def work(_: Settings) -> tuple[list[tuple[Any, list[Any], Any]], dict[str, str]]:
         async with db().session() as session:
             rows = await agents.list_all(session)
             names = await groups.names_by_id(session)
-            return [(a, await agents.list_grants(session, a.id)) for a in rows], names
+            return [
+                (
+                    a,
+                    await agents.list_grants(session, a.id),
+                    await agent_links.targets(session, a.id),
+                )
+                for a in rows
+            ], names
 
     listed, group_names = run(work)
-    for agent, grants in listed:
+    for agent, grants, links in listed:
         shared = ",".join(_shown(g, group_names) for g in grants) or "private"
-        typer.echo(f"{agent.id}\t{agent.name}\t{agent.provider}/{agent.model}\t{shared}")
+        graph = [",".join(entries) or "-" for entries in (agent.fallbacks or [], *links.values())]
+        columns = [agent.id, agent.name, f"{agent.provider}/{agent.model}", shared, *graph]
+        typer.echo("\t".join(columns))
 
 
 def _shown(grant: Any, group_names: dict[str, str]) -> str:
