@@ -1,6 +1,7 @@
 """Accounts: changing your own password (ends your other sessions), an admin resetting a
-password (a temporary one, shown once) and deleting a user (keys revoked, ledger kept,
-agents reassigned or deleted), in the browser and the CLI; all audit-logged.
+password (a temporary one, shown once) and deleting a user (keys revoked, stored
+responses deleted, ledger kept, agents reassigned or deleted), in the browser and the
+CLI; all audit-logged.
 
 Real headless Chromium driven by Playwright, as in test_browser.py."""
 
@@ -137,6 +138,13 @@ def test_deleting_a_user_revokes_keys_keeps_the_ledger_and_reassigns_agents(
     key = site.create_key(leaving, PASSWORD)
     client = openai.OpenAI(base_url=site.server.api, api_key=key, max_retries=0)
     client.chat.completions.create(model=agent, messages=[{"role": "user", "content": "hi"}])
+    # A background stream: the response and its kept events.
+    stream = client.responses.create(model=agent, input="remember me", stream=True, background=True)
+    stored_id = [e.response.id for e in stream if e.type == "response.completed"][0]
+    responses_sql = "SELECT COUNT(*) FROM responses WHERE user_id = ?"
+    assert _query(site, responses_sql, leaving_id) == [(1,)]
+    events = "SELECT COUNT(*) FROM response_events WHERE response_id = ?"
+    assert _query(site, events, stored_id)[0][0] > 0
     ledger_sql = "SELECT COUNT(*), SUM(credits) FROM transactions WHERE user_id = ?"
     ledger = _query(site, ledger_sql, leaving_id)
     assert ledger[0][0] >= 1  # the call's usage row
@@ -156,6 +164,8 @@ def test_deleting_a_user_revokes_keys_keeps_the_ledger_and_reassigns_agents(
     with pytest.raises(openai.AuthenticationError):
         client.chat.completions.create(model=agent, messages=[{"role": "user", "content": "x"}])
     assert _query(site, ledger_sql, leaving_id) == ledger  # kept for accounting
+    assert _query(site, responses_sql, leaving_id) == [(0,)]  # their conversations go
+    assert _query(site, events, stored_id) == [(0,)]
     owner = _query(site, "SELECT owner_id FROM agents WHERE id = ?", agent)
     assert owner == [(_user_id(site, heir),)]
     assert _audit(site, "user.deleted", leaving_id) == [site.admin_email]
@@ -216,6 +226,7 @@ def test_cli_deletes_users_and_asks_what_happens_to_agents(site: Site) -> None:
     assert both.returncode == 1
     done = server.cli("users", "delete", owner, "--reassign-to", heir)
     assert "1 agent(s) given to" in done.stdout and "ledger is kept" in done.stdout
+    assert "0 stored response(s) deleted" in done.stdout
     assert _query(site, "SELECT owner_id FROM agents WHERE id = ?", agent) == [
         (_user_id(site, heir),)
     ]

@@ -153,7 +153,8 @@ def users_delete(
     )
     typer.echo(
         f"deleted {email}: {len(done.keys_revoked)} key(s) revoked, {agents}, "
-        f"{done.sessions_ended} web session(s) ended; the ledger is kept"
+        f"{done.sessions_ended} web session(s) ended, {done.responses_deleted} stored "
+        "response(s) deleted; the ledger is kept"
     )
 
 

@@ -3,8 +3,9 @@
 Stays: the user's row (marked deleted, disabled, email rewritten, no password or OIDC
 subject) because the ledger and usage rollups refer to it and are kept for accounting.
 Goes: live API keys (revoked, each audit-logged), web sessions, group memberships, grants
-naming the user, their secrets and provider keys. Their agents move to another user or are
-deleted, as the admin chooses.
+naming the user, their secrets and provider keys, and their stored responses (the
+conversations they had through the API or the playground, with their streamed events).
+Their agents move to another user or are deleted, as the admin chooses.
 """
 
 from __future__ import annotations
@@ -14,7 +15,15 @@ from dataclasses import dataclass, field
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from agenthost.storage.models import Agent, AgentGrant, GroupMember, User, UserSecret, utcnow
+from agenthost.storage.models import (
+    Agent,
+    AgentGrant,
+    GroupMember,
+    StoredResponse,
+    User,
+    UserSecret,
+    utcnow,
+)
 from agenthost.storage.repositories import agents as agent_repo
 from agenthost.storage.repositories import api_keys, audit, web_sessions
 
@@ -27,6 +36,7 @@ class Removal:
     agents_moved: list[str] = field(default_factory=list)
     agents_deleted: list[str] = field(default_factory=list)
     sessions_ended: int = 0
+    responses_deleted: int = 0
 
 
 def tombstone(user: User) -> str:
@@ -62,6 +72,9 @@ async def delete_user(
     )
     await session.execute(delete(GroupMember).where(GroupMember.user_id == user.id))
     await session.execute(delete(UserSecret).where(UserSecret.user_id == user.id))
+    # Their events go with them (ON DELETE CASCADE).
+    gone = await session.execute(delete(StoredResponse).where(StoredResponse.user_id == user.id))
+    done.responses_deleted = int(getattr(gone, "rowcount", 0) or 0)
     email = user.email
     await session.execute(
         update(User)
@@ -79,6 +92,7 @@ async def delete_user(
         "agents_reassigned_to": reassign_to.email if reassign_to else None,
         "agents_moved": done.agents_moved,
         "agents_deleted": done.agents_deleted,
+        "responses_deleted": done.responses_deleted,
     }
     audit.record(session, "user.deleted", "user", user.id, email, details)
     return done
