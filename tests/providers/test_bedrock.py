@@ -12,7 +12,6 @@ import json
 import time
 from collections.abc import AsyncGenerator, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
@@ -25,7 +24,6 @@ from agenthost.errors import ConfigError
 from agenthost.events import ModelEvent, TextDelta
 from agenthost.providers.bedrock import BedrockProvider
 from agenthost.settings import ProviderSettings, load_settings
-from tests.fakes.process import start_process, stop_process
 from tests.reliability.modes import MODES, call
 from tests.reliability.support import (
     assert_consistent,
@@ -35,7 +33,8 @@ from tests.reliability.support import (
     settled_ledger,
     wait_outcomes,
 )
-from tests.support.server import Server, running_server
+from tests.support.fake_upstreams import UpstreamCaller, fake_upstream
+from tests.support.server import running_server
 
 FAKE = Path(__file__).resolve().parents[1] / "fakes" / "bedrock_upstream.py"
 EMAIL = "bedrock-user@example.com"
@@ -57,36 +56,11 @@ WEATHER: Any = {
 @pytest.fixture(scope="module")
 def bedrock_root() -> Iterator[str]:
     keys = ["--key", f"{KEY_ID}:{SECRET}", "--key", f"{USER_KEY_ID}:{USER_SECRET}"]
-    proc, port = start_process([str(FAKE), "--port", "0", *keys])
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        stop_process(proc)
+    with fake_upstream(FAKE, *keys) as root:
+        yield root
 
 
-@functools.cache
-def _client(base_url: str, key: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=base_url, api_key=key, max_retries=0)
-
-
-@dataclass
-class Bedrock:
-    server: Server
-    root: str
-    key: str
-    agent: str
-
-    def client(self) -> openai.OpenAI:
-        return _client(self.server.api, self.key)
-
-    def ask(self, text: str, agent: str | None = None, **extra: Any) -> Any:
-        return self.client().chat.completions.create(
-            model=agent or self.agent, messages=[{"role": "user", "content": text}], **extra
-        )
-
-    def sent(self, word: str) -> list[dict[str, Any]]:
-        seen = httpx.get(f"{self.root}/_requests", timeout=10).json()
-        return [r for r in seen if word in json.dumps(r.get("body", {}))]
+Bedrock = UpstreamCaller
 
 
 @pytest.fixture(scope="module")

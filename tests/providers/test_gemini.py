@@ -7,11 +7,9 @@ charged at the cache rate, and upstream faults before and after the first token.
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import time
 from collections.abc import AsyncGenerator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
@@ -24,7 +22,6 @@ from agenthost.errors import ConfigError
 from agenthost.events import ModelEvent, TextDelta
 from agenthost.providers.gemini import GeminiProvider
 from agenthost.settings import ProviderSettings
-from tests.fakes.process import start_process, stop_process
 from tests.reliability.modes import MODES, call
 from tests.reliability.support import (
     assert_consistent,
@@ -34,7 +31,8 @@ from tests.reliability.support import (
     settled_ledger,
     wait_outcomes,
 )
-from tests.support.server import Server, running_server
+from tests.support.fake_upstreams import UpstreamCaller, fake_upstream
+from tests.support.server import running_server
 
 FAKE = Path(__file__).resolve().parents[1] / "fakes" / "gemini_upstream.py"
 EMAIL = "gemini-user@example.com"
@@ -52,38 +50,11 @@ WEATHER: Any = {
 
 @pytest.fixture(scope="module")
 def gemini_root() -> Iterator[str]:
-    proc, port = start_process([str(FAKE), "--port", "0", "--key", GEMINI_KEY])
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        stop_process(proc)
+    with fake_upstream(FAKE, "--key", GEMINI_KEY) as root:
+        yield root
 
 
-@functools.cache
-def _client(base_url: str, key: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=base_url, api_key=key, max_retries=0)
-
-
-@dataclass
-class Gemini:
-    server: Server
-    root: str
-    key: str
-    agent: str
-
-    def client(self) -> openai.OpenAI:
-        # One client for the module: its pooled sockets are never left to the collector.
-        return _client(self.server.api, self.key)
-
-    def ask(self, text: str, agent: str | None = None, **extra: Any) -> Any:
-        return self.client().chat.completions.create(
-            model=agent or self.agent, messages=[{"role": "user", "content": text}], **extra
-        )
-
-    def sent(self, word: str) -> list[dict[str, Any]]:
-        """What the fake upstream received for requests mentioning `word`."""
-        seen = httpx.get(f"{self.root}/_requests", timeout=10).json()
-        return [r for r in seen if word in json.dumps(r.get("body", {}))]
+Gemini = UpstreamCaller
 
 
 @pytest.fixture(scope="module")

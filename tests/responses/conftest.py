@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import sys
 import uuid
 from collections.abc import Iterator
@@ -16,12 +15,8 @@ import pytest
 
 from tests.conftest import Tenant
 from tests.responses.schema import EventOrder, check_response
+from tests.support.fake_upstreams import api_client
 from tests.support.server import Server, running_server
-
-
-@functools.cache
-def _client(base_url: str, key: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=base_url, api_key=key, max_retries=0)
 
 
 @dataclass
@@ -41,9 +36,7 @@ class Api:
         return {"authorization": f"Bearer {self.tenant.key}"}
 
     def sdk(self) -> openai.OpenAI:
-        # One client per server and key for the session: a client made per call leaves
-        # its pooled sockets to the garbage collector (ResourceWarnings in a later test).
-        return _client(self.server.api, self.tenant.key)
+        return api_client(self.server.api, self.tenant.key)
 
     def post(self, body: dict[str, Any], path: str = "") -> httpx.Response:
         return httpx.post(self.url + path, json=body, headers=self.headers, timeout=30)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import sqlite3
 import sys
@@ -12,11 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import openai
 import pytest
 
-from tests.fakes.process import start_process, stop_process
+from tests.support.fake_upstreams import UpstreamCaller, fake_upstream
 from tests.support.server import Server, running_server
 
 FAKES = Path(__file__).resolve().parents[1] / "fakes"
@@ -27,40 +25,17 @@ PRICE = {"input": 1.0, "output": 5.0, "cache_read": 0.1, "cache_write": 1.25}
 
 @pytest.fixture(scope="module")
 def anthropic_url() -> Iterator[str]:
-    proc, port = start_process([str(FAKES / "anthropic_upstream.py"), "--port", "0"])
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        stop_process(proc)
-
-
-@functools.cache
-def _client(base_url: str, key: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=base_url, api_key=key, max_retries=0)
+    with fake_upstream(FAKES / "anthropic_upstream.py") as root:
+        yield root
 
 
 @dataclass
-class Claude:
-    server: Server
-    upstream: str
-    key: str
-    agent: str
+class Claude(UpstreamCaller):
     tool_agent: str
 
-    def client(self) -> openai.OpenAI:
-        # One client for the module: a client per call leaves its pooled sockets to the
-        # garbage collector, whose ResourceWarning then fails whichever test runs next.
-        return _client(self.server.api, self.key)
-
-    def ask(self, text: str, agent: str | None = None, **extra: Any) -> Any:
-        return self.client().chat.completions.create(
-            model=agent or self.agent, messages=[{"role": "user", "content": text}], **extra
-        )
-
-    def sent(self, marker: str) -> list[dict[str, Any]]:
+    def bodies(self, marker: str) -> list[dict[str, Any]]:
         """Bodies the fake upstream received whose messages mention `marker`."""
-        seen = httpx.get(f"{self.upstream}/_requests").json()
-        return [r["body"] for r in seen if marker in json.dumps(r["body"]["messages"])]
+        return [r["body"] for r in self.received() if marker in json.dumps(r["body"]["messages"])]
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +69,7 @@ def test_text_answer_and_request_shape(claude: Claude) -> None:
     reply = claude.ask("plain-marker hello", stop=["END"], temperature=1.5)
     assert reply.choices[0].message.content == "Hello from fake anthropic"
     assert reply.choices[0].finish_reason == "stop"
-    (body,) = claude.sent("plain-marker")
+    (body,) = claude.bodies("plain-marker")
     assert body["model"] == "claude-test" and body["max_tokens"] == 4096
     assert body["system"] == [
         {"type": "text", "text": "Be brief.", "cache_control": {"type": "ephemeral"}}
@@ -119,7 +94,7 @@ def test_thinking_streams_as_reasoning_content(claude: Claude) -> None:
     )
     text = "".join(c.choices[0].delta.content or "" for c in chunks)
     assert reasoning == "pondering deeply" and text == "ok"
-    (body,) = claude.sent("think-marker")
+    (body,) = claude.bodies("think-marker")
     assert body["thinking"] == {"type": "enabled", "budget_tokens": 2048}
     assert body["max_tokens"] == 3000
 
@@ -153,7 +128,7 @@ def test_caller_tool_use_round_trip(claude: Claude) -> None:
         model=claude.agent, messages=messages, tools=[tool]
     )
     assert second.choices[0].message.content == "tool said: sunny"
-    bodies = claude.sent("tool-marker")
+    bodies = claude.bodies("tool-marker")
     assert bodies[0]["tools"][-1]["cache_control"] == {"type": "ephemeral"}
     assert bodies[0]["tools"][0]["input_schema"]["properties"] == {"city": {"type": "string"}}
     assert bodies[1]["messages"][-1]["content"] == [
@@ -205,7 +180,7 @@ def test_images_become_anthropic_sources(claude: Claude) -> None:
         model=claude.agent,
         messages=[{"role": "user", "content": content}],
     )
-    (body,) = claude.sent("image-marker")
+    (body,) = claude.bodies("image-marker")
     blocks = body["messages"][0]["content"]
     assert blocks[1] == {
         "type": "image",
@@ -237,4 +212,4 @@ def test_json_schema_is_refused_before_the_upstream(claude: Claude) -> None:
     with pytest.raises(openai.BadRequestError) as caught:
         claude.ask("schema-marker", response_format=fmt)
     assert caught.value.response.json()["error"]["param"] == "response_format"
-    assert claude.sent("schema-marker") == []
+    assert claude.bodies("schema-marker") == []

@@ -6,7 +6,6 @@ streamable HTTP one running in its own process.
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 import secrets
@@ -21,7 +20,7 @@ import httpx
 import openai
 import pytest
 
-from tests.fakes.process import start_process, stop_process
+from tests.support.fake_upstreams import api_client, fake_upstream
 from tests.support.server import Server, free_port, running_server
 
 FAKE_MCP = str(Path(__file__).resolve().parents[1] / "fakes" / "mcp_server.py")
@@ -38,16 +37,8 @@ def stdio(name: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def mcp_http_url() -> Iterator[str]:
-    proc, port = start_process([FAKE_MCP, "http", "--port", "0", "--name", "web"])
-    try:
-        yield f"http://127.0.0.1:{port}/mcp"
-    finally:
-        stop_process(proc)
-
-
-@functools.cache
-def _client(base_url: str, key: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=base_url, api_key=key, max_retries=0)
+    with fake_upstream(FAKE_MCP, "http", "--name", "web", path="/mcp") as url:
+        yield url
 
 
 @dataclass
@@ -57,8 +48,7 @@ class Setup:
     agents: dict[str, str]
 
     def client(self) -> openai.OpenAI:
-        # One per key: a client per call leaves its sockets to the garbage collector.
-        return _client(self.server.api, self.key)
+        return api_client(self.server.api, self.key)
 
     def set_params(self, agent: str, params: dict[str, Any]) -> None:
         with sqlite3.connect(self.server.folder / "agenthost.db") as db:
