@@ -72,20 +72,26 @@ def _drain_on_signal(services: Services, grace: float) -> None:
             return
 
 
-def _access_log(level: str) -> None:
-    """One line per request on stderr (http/metrics.py writes them), at `log_level`."""
-    logger = logging.getLogger("agenthost.access")
-    if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s access %(message)s"))
-        logger.addHandler(handler)
-        logger.propagate = False
-    logger.setLevel(level.upper())
+def _logs(level: str) -> None:
+    """agenthost's own log lines and its access log (one line per request, written by
+    http/metrics.py) on stderr, at `log_level`. Libraries' loggers are left alone: only
+    their warnings show, so a DEBUG level never prints their request dumps."""
+    for name, layout in (
+        ("agenthost", "%(asctime)s %(levelname)s %(name)s: %(message)s"),
+        ("agenthost.access", "%(asctime)s access %(message)s"),
+    ):
+        logger = logging.getLogger(name)
+        if not logger.handlers:
+            handler = logging.StreamHandler(sys.stderr)
+            handler.setFormatter(logging.Formatter(layout))
+            logger.addHandler(handler)
+        logger.setLevel(level.upper())
+    logging.getLogger("agenthost.access").propagate = False  # not twice through agenthost's
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
-    _access_log(settings.log_level)
+    _logs(settings.log_level)
     for name, variable in settings.disabled_providers.items():
         log.warning(
             "provider %r is disabled: its configuration references ${%s}, which is not set; "

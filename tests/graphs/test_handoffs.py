@@ -76,6 +76,10 @@ def test_a_handoff_cycle_ends_incomplete_at_the_depth_limit(
     )
     client.close()
     assert chat.choices[0].finish_reason == "length"
+    # Chat Completions cannot say why: the log does, naming the completion.
+    assert f"{chat.id}: the run of agent {ping} ended incomplete (agent_graph_depth)" in (
+        server.log()
+    )
     reply = httpx.post(
         f"{server.api}/responses",
         json={"model": ping, "input": prompt},

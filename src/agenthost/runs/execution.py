@@ -20,7 +20,7 @@ from agenthost.billing.budget import RunBudget
 from agenthost.billing.gate import Pass
 from agenthost.conversation import AgentSpec, RunRequest
 from agenthost.errors import InvalidRequest, ServerShuttingDown
-from agenthost.events import RunEvent
+from agenthost.events import RunEvent, RunFinished
 from agenthost.observability import metrics, tracing
 from agenthost.runs.graph_access import resolve_graph
 from agenthost.runtime.graph import Graph
@@ -163,8 +163,10 @@ class Execution:
         self._consumer = asyncio.current_task()
         drain.opened(self)
         try:
+            self._note(self._first)
             yield self._first
             async for event in self._events:
+                self._note(event)
                 yield event
         except asyncio.CancelledError:
             if not self._interrupted or self._consumer is None:
@@ -176,6 +178,17 @@ class Execution:
         finally:
             drain.closed(self)
             await self.close()
+
+    def _note(self, event: RunEvent) -> None:
+        """A run a limit ended says why in the log: Chat Completions can only answer
+        `finish_reason: "length"`."""
+        if isinstance(event, RunFinished) and event.incomplete_reason:
+            log.info(
+                "%s: the run of agent %s ended incomplete (%s)",
+                self.request_id,
+                self.agent.id,
+                event.incomplete_reason,
+            )
 
     def interrupt(self) -> None:
         """Stop the run where it waits (the drain time of a stopping server is up)."""
