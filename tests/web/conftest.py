@@ -8,8 +8,10 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
+from playwright.sync_api import Browser, sync_playwright
 
 from tests.support.server import Server, running_server
+from tests.web.chromium import ARGS, CHROMIUM, SHOTS
 
 CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
 REVEALED = re.compile(r'id="revealed-key"[^>]*value="(sk-[0-9a-f]{64})"')
@@ -67,3 +69,13 @@ def site(tmp_path_factory: pytest.TempPathFactory, upstream_url: str) -> Iterato
         found = re.search(r"admin email:\s+(\S+)\s+admin password:\s+(\S+)", server.log())
         assert found, f"first start printed no admin: {server.log()[-2000:]}"
         yield Site(server, found.group(1), found.group(2))
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Headless Chromium for one test module (its tests open their own contexts)."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        found = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield found
+        found.close()

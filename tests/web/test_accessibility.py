@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
+from tests.web.chromium import CHROMIUM
 from tests.web.conftest import Site
-from tests.web.test_browser import ARGS, CHROMIUM, SHOTS, open_signed_in, shot
+from tests.web.test_browser import open_signed_in, shot
 from tests.web.test_long_values import PASSWORD, Long, long  # noqa: F401  (the fixture)
 
 NODE = Path(__file__).resolve().parents[1] / "node"
@@ -44,15 +44,6 @@ SCAN = """async () => {
     .filter(v => v.impact === 'serious' || v.impact === 'critical')
     .map(v => [v.id, v.impact, v.nodes.slice(0, 3).map(n => n.target.join(' '))]);
 }"""
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as pw:
-        found = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield found
-        found.close()
 
 
 def scan(page: Page, path: str) -> list[object]:

@@ -17,11 +17,11 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import Browser, expect
 
 from tests.support.server import Server, free_port, running_server
+from tests.web.chromium import CHROMIUM, SHOTS
 from tests.web.conftest import csrf_of, sign_in
-from tests.web.test_browser import ARGS, CHROMIUM, SHOTS
 
 FAKE_MCP = str(Path(__file__).resolve().parents[1] / "fakes" / "mcp_server.py")
 EMAIL, PASSWORD = "builder@example.com", "builder-password-1"
@@ -198,34 +198,32 @@ def test_picks_in_the_raw_json_and_the_ticks_may_not_both_name_a_server(
 
 @pytest.mark.browser
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium (apt: chromium)")
-def test_slider_and_schema_fields_in_chromium(builder: Builder) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        page = browser.new_context(base_url=builder.server.url).new_page()
-        page.goto("/login")
-        page.get_by_label("Email").fill(EMAIL)
-        page.get_by_label("Password").fill(PASSWORD)
-        page.get_by_role("button", name="Sign in").click()
-        page.goto("/agents/new")
-        page.get_by_label("Name", exact=True).fill("Slider")
-        page.get_by_label("Provider").select_option("scripted")
-        page.get_by_label("Model").fill("m")
-        schema = page.locator("#schema-fields")
-        expect(schema).to_be_hidden()
-        page.get_by_label("Response format").select_option("json_schema")
-        expect(schema).to_be_visible()
-        page.get_by_label("Schema (JSON)").fill('{"type": "object"}')
-        page.get_by_label("Temperature slider").fill("1.5")
-        expect(page.locator("#p_temperature")).to_have_value("1.5")
-        page.get_by_label("math", exact=True).check()
-        page.locator("details.tools summary").first.click()
-        page.get_by_label("crash", exact=True).uncheck()
-        page.screenshot(path=str(SHOTS / "agent-builder.png"), full_page=True)
-        page.get_by_role("button", name="Create agent").click()
-        page.wait_for_url(re.compile(r"/agents/agent_"))
-        agent = page.url.split("/agents/")[1].split("?")[0]
-        browser.close()
+def test_slider_and_schema_fields_in_chromium(builder: Builder, browser: Browser) -> None:
+    context = browser.new_context(base_url=builder.server.url)
+    page = context.new_page()
+    page.goto("/login")
+    page.get_by_label("Email").fill(EMAIL)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.goto("/agents/new")
+    page.get_by_label("Name", exact=True).fill("Slider")
+    page.get_by_label("Provider").select_option("scripted")
+    page.get_by_label("Model").fill("m")
+    schema = page.locator("#schema-fields")
+    expect(schema).to_be_hidden()
+    page.get_by_label("Response format").select_option("json_schema")
+    expect(schema).to_be_visible()
+    page.get_by_label("Schema (JSON)").fill('{"type": "object"}')
+    page.get_by_label("Temperature slider").fill("1.5")
+    expect(page.locator("#p_temperature")).to_have_value("1.5")
+    page.get_by_label("math", exact=True).check()
+    page.locator("details.tools summary").first.click()
+    page.get_by_label("crash", exact=True).uncheck()
+    page.screenshot(path=str(SHOTS / "agent-builder.png"), full_page=True)
+    page.get_by_role("button", name="Create agent").click()
+    page.wait_for_url(re.compile(r"/agents/agent_"))
+    agent = page.url.split("/agents/")[1].split("?")[0]
+    context.close()
     params = builder.params_of(agent)
     assert params["temperature"] == 1.5
     assert params["response_format"] == {"type": "json_schema", "schema": {"type": "object"}}

@@ -9,30 +9,21 @@ from __future__ import annotations
 import secrets
 import sqlite3
 import time
-from collections.abc import Iterator
 
 import httpx
 import openai
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
+from tests.web.chromium import CHROMIUM
 from tests.web.conftest import Site, csrf_of, sign_in
-from tests.web.test_browser import ARGS, CHROMIUM, SHOTS, open_signed_in, shot
+from tests.web.test_browser import open_signed_in, shot
 
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium (apt: chromium)"),
 ]
 PASSWORD = "key-pages-password-1"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as pw:
-        found = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield found
-        found.close()
 
 
 def _ledger(site: Site, key_id: str) -> tuple[int, int]:

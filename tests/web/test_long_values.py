@@ -9,15 +9,15 @@ Real headless Chromium (Debian's package) driven by Playwright, as in test_brows
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import openai
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
+from tests.web.chromium import CHROMIUM
 from tests.web.conftest import Site, csrf_of, sign_in
-from tests.web.test_browser import ARGS, CHROMIUM, open_signed_in, shot
+from tests.web.test_browser import open_signed_in, shot
 
 pytestmark = [
     pytest.mark.browser,
@@ -38,14 +38,6 @@ class Long:
     key_name: str
     model: str
     note: str
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as pw:
-        found = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield found
-        found.close()
 
 
 @pytest.fixture(scope="module")

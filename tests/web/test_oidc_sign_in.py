@@ -17,11 +17,12 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 import httpx
 import openai
 import pytest
-from playwright.sync_api import Browser, Page, Route, sync_playwright
+from playwright.sync_api import Browser, Page, Route
 
 from tests.fakes.process import start_process, stop_process
 from tests.support.server import Server, free_port, running_server
-from tests.web.test_browser import ARGS, CHROMIUM, shot
+from tests.web.chromium import CHROMIUM
+from tests.web.test_browser import shot
 
 NODE_DIR = Path(__file__).resolve().parents[1] / "node"
 META_CSRF = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
@@ -94,14 +95,6 @@ def sites(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sites]:
             yield Sites(issuer, open_site, closed_site, users_file)
         finally:
             stop_process(proc)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as pw:
-        found = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield found
-        found.close()
 
 
 def idp_sign_in(page: Page, login: str) -> None:

@@ -6,13 +6,12 @@ Real headless Chromium driven by Playwright, as in test_browser.py."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
+from tests.web.chromium import CHROMIUM
 from tests.web.conftest import Site
-from tests.web.test_browser import ARGS, CHROMIUM, SHOTS, open_signed_in, shot
+from tests.web.test_browser import open_signed_in, shot
 from tests.web.test_long_values import PASSWORD, Long, long  # noqa: F401  (the fixture)
 
 pytestmark = [
@@ -37,15 +36,6 @@ MEASURE = """() => {
   }
   return {scroll: document.documentElement.scrollWidth, width: innerWidth, controls: out};
 }"""
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as pw:
-        found = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield found
-        found.close()
 
 
 def assert_fits_a_phone(page: Page, path: str) -> None:

@@ -15,10 +15,10 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from tests.support.server import Server, running_server
-from tests.web.test_browser import ARGS, CHROMIUM, SHOTS
+from tests.web.chromium import CHROMIUM, SHOTS
 
 pytestmark = [
     pytest.mark.browser,
@@ -61,15 +61,6 @@ def chat(tmp_path_factory: pytest.TempPathFactory, upstream_url: str) -> Iterato
         ).stdout.strip()
         agents["closer"] = closer
         yield Chat(server, upstream_url, agents)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as pw:
-        found = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield found
-        found.close()
 
 
 @pytest.fixture
