@@ -22,6 +22,7 @@ from playwright.sync_api import Browser, expect
 from tests.support.server import Server, free_port, running_server
 from tests.web.chromium import CHROMIUM, SHOTS
 from tests.web.conftest import csrf_of, sign_in
+from tests.web.test_browser import signed_in_page
 
 FAKE_MCP = str(Path(__file__).resolve().parents[1] / "fakes" / "mcp_server.py")
 EMAIL, PASSWORD = "builder@example.com", "builder-password-1"
@@ -199,12 +200,7 @@ def test_picks_in_the_raw_json_and_the_ticks_may_not_both_name_a_server(
 @pytest.mark.browser
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium (apt: chromium)")
 def test_slider_and_schema_fields_in_chromium(builder: Builder, browser: Browser) -> None:
-    context = browser.new_context(base_url=builder.server.url)
-    page = context.new_page()
-    page.goto("/login")
-    page.get_by_label("Email").fill(EMAIL)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    page = signed_in_page(browser, builder.server.url, EMAIL, PASSWORD)
     page.goto("/agents/new")
     page.get_by_label("Name", exact=True).fill("Slider")
     page.get_by_label("Provider").select_option("scripted")
@@ -223,7 +219,7 @@ def test_slider_and_schema_fields_in_chromium(builder: Builder, browser: Browser
     page.get_by_role("button", name="Create agent").click()
     page.wait_for_url(re.compile(r"/agents/agent_"))
     agent = page.url.split("/agents/")[1].split("?")[0]
-    context.close()
+    page.context.close()
     params = builder.params_of(agent)
     assert params["temperature"] == 1.5
     assert params["response_format"] == {"type": "json_schema", "schema": {"type": "object"}}

@@ -33,7 +33,14 @@ def shot(page: Page, name: str) -> None:
 
 
 def open_signed_in(browser: Browser, site: Site, email: str, password: str, **kw: object) -> Page:
-    page = browser.new_context(base_url=site.server.url, **kw).new_page()  # type: ignore[arg-type]
+    return signed_in_page(browser, site.server.url, email, password, **kw)
+
+
+def signed_in_page(
+    browser: Browser, base_url: str, email: str, password: str, **kw: object
+) -> Page:
+    """A page of a new browser context, signed in on the server at `base_url`."""
+    page = browser.new_context(base_url=base_url, **kw).new_page()  # type: ignore[arg-type]
     page.goto("/login")
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(password)

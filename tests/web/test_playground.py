@@ -19,6 +19,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from tests.support.server import Server, running_server
 from tests.web.chromium import CHROMIUM, SHOTS
+from tests.web.test_browser import signed_in_page
 
 pytestmark = [
     pytest.mark.browser,
@@ -65,15 +66,9 @@ def chat(tmp_path_factory: pytest.TempPathFactory, upstream_url: str) -> Iterato
 
 @pytest.fixture
 def page(browser: Browser, chat: Chat) -> Iterator[Page]:
-    context = browser.new_context(base_url=chat.server.url)
-    found = context.new_page()
-    found.goto("/login")
-    found.get_by_label("Email").fill(EMAIL)
-    found.get_by_label("Password").fill(PASSWORD)
-    found.get_by_role("button", name="Sign in").click()
-    expect(found.get_by_role("heading", name="Agents", level=1)).to_be_visible()
+    found = signed_in_page(browser, chat.server.url, EMAIL, PASSWORD)
     yield found
-    context.close()
+    found.context.close()
 
 
 def say(page: Page, agent: str, text: str) -> None:
