@@ -156,6 +156,7 @@ class _Run:
     depth: int = 0
     caller: Caller | None = None
     handoff: str | None = None
+    routes: list[fallbacks.Route] = field(default_factory=list)  # the agent's, in order
 
     @property
     def graph(self) -> Graph:
@@ -221,14 +222,16 @@ class AgentRunner:
         agent's, else the provider's default. Billing may lower it per call."""
         agent_params.check(agent.params)  # a value stored before it was checked at save
         capped = model_request(agent, request, [], [], ToolChoice()).max_output_tokens
-        return capped or self._first_provider(agent).default_max_output_tokens
+        return capped or self._routes(agent)[0].provider.default_max_output_tokens
 
-    def _first_provider(self, agent: AgentSpec) -> Provider:
-        """The provider a run is prepared for: the agent's own, or its first running
-        fallback's when its own is disabled or gone (fallbacks.routes); with neither, the
-        agent's own provider error."""
+    def _routes(self, agent: AgentSpec) -> list[fallbacks.Route]:
+        """The upstreams that may serve the agent's calls, in order: its own provider, or
+        its first running fallback when its own is disabled or gone (fallbacks.routes);
+        with none, the agent's own provider error."""
         candidates = fallbacks.routes(agent, self._providers)
-        return candidates[0].provider if candidates else self.provider_for(agent)
+        if not candidates:
+            self.provider_for(agent)  # raises: disabled or not configured
+        return candidates
 
     def provider_for(self, agent: AgentSpec) -> Provider:
         provider = self._providers.get(agent.provider)
@@ -254,7 +257,8 @@ class AgentRunner:
         depth: int = 0,
     ) -> _Run:
         """Everything checked before the first upstream call; errors here are plain 4xx/5xx."""
-        provider = self._first_provider(agent)
+        routes = self._routes(agent)
+        provider = routes[0].provider
         limits = limits_for(self._limits, agent.params)
         server = {t.spec.name: t for t in await self._server_tools.tools_for(agent, caller)}
         if state.graph is None:
@@ -283,6 +287,7 @@ class AgentRunner:
             api_key=caller.provider_keys.get(agent.provider) if caller is not None else None,
             depth=depth,
             caller=caller,
+            routes=routes,
         )
         structured.check_supported(provider, run.next_call().response_format)
         return run
@@ -386,7 +391,7 @@ class AgentRunner:
         """Stream one model call from the first route that answers (runtime/fallbacks.py):
         a failure before the first token moves on to the agent's next fallback, priced
         and admitted anew at its model; after the first token there is no moving on."""
-        candidates = fallbacks.routes(run.agent, self._providers)
+        candidates = run.routes
         failed: fallbacks.Route | None = None
         error: ProviderError | None = None
         for route, ticket, last in fallbacks.attempts(candidates, self._breakers):
